@@ -1,0 +1,286 @@
+// Package config loads reckon's configuration: a YAML file decoded strictly,
+// then overridden key by key from RECKON_* environment variables, then
+// validated. Only cmd/reckon reads it; it hands each part to the packages it
+// wires as their own option structs.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole of reckon's configuration. Every key can be set in the
+// YAML file or overridden by its environment variable: RECKON_ followed by the
+// key's path in upper case, joined by underscores (database.url is
+// RECKON_DATABASE_URL).
+type Config struct {
+	// DataDir holds the embedded SQLite store, the admin token and spools.
+	DataDir  string   `yaml:"data_dir"`
+	Listen   string   `yaml:"listen"`
+	Database Database `yaml:"database"`
+	Log      Log      `yaml:"log"`
+	API      API      `yaml:"api"`
+	Queue    Queue    `yaml:"queue"`
+	// ShutdownGrace bounds how long in-flight requests and jobs get to finish
+	// on SIGINT/SIGTERM before they are cut off (jobs are handed back).
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+}
+
+// Database selects and tunes the store.
+type Database struct {
+	// URL is a postgres:// URL for PostgreSQL, or empty for the embedded
+	// SQLite file in the data directory (sqlite:///path/file.db names another file).
+	URL          string        `yaml:"url" secret:"url"`
+	MaxOpenConns int           `yaml:"max_open_conns"`
+	ConnTimeout  time.Duration `yaml:"connect_timeout"`
+	// AutoMigrate applies pending migrations when serve starts.
+	AutoMigrate bool `yaml:"auto_migrate"`
+}
+
+// Log chooses the log format and level.
+type Log struct {
+	Format string `yaml:"format"`
+	Level  string `yaml:"level"`
+}
+
+// API tunes the HTTP server.
+type API struct {
+	MaxBodyBytes      int64         `yaml:"max_body_bytes"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+}
+
+// Queue tunes the River job queue.
+type Queue struct {
+	Workers      int           `yaml:"workers"`
+	PollInterval time.Duration `yaml:"poll_interval"`
+}
+
+// Default returns the configuration used where neither the file nor the
+// environment says otherwise.
+func Default() Config {
+	return Config{
+		DataDir: "./reckon-data",
+		Listen:  "127.0.0.1:8080",
+		Database: Database{
+			MaxOpenConns: 20,
+			ConnTimeout:  5 * time.Second,
+			AutoMigrate:  true,
+		},
+		Log: Log{Format: "text", Level: "info"},
+		API: API{
+			MaxBodyBytes:      16 << 20,
+			ReadHeaderTimeout: 10 * time.Second,
+			ReadTimeout:       60 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+		},
+		Queue:         Queue{Workers: 10, PollInterval: 200 * time.Millisecond},
+		ShutdownGrace: 20 * time.Second,
+	}
+}
+
+// Load reads the file at path (none when path is empty), applies the
+// environment overrides from env (os.Environ() form) and validates the result.
+func Load(path string, env []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("config file: %w", err)
+		}
+		if err := decodeStrict(data, &cfg); err != nil {
+			return cfg, fmt.Errorf("config file %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, env); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// decodeStrict decodes YAML into out, rejecting keys out does not have. The
+// error names every unknown key with its full path and line.
+func decodeStrict(data []byte, out any) error {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return fmt.Errorf("malformed YAML: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	if len(root.Content) == 0 {
+		return nil // an empty file is all defaults
+	}
+	if unknown := unknownKeys(root.Content[0], typeOf(out), ""); len(unknown) > 0 {
+		return errors.New(strings.Join(unknown, "; "))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	if err := dec.Decode(out); err != nil {
+		return fmt.Errorf("%s", tidyYAMLError(err))
+	}
+	return nil
+}
+
+// tidyYAMLError turns yaml.v3's multi-line type errors into one line.
+func tidyYAMLError(err error) string {
+	var te *yaml.TypeError
+	if errors.As(err, &te) {
+		msgs := make([]string, len(te.Errors))
+		for i, m := range te.Errors {
+			msgs[i] = strings.ReplaceAll(m, "!!", "")
+		}
+		return strings.Join(msgs, "; ")
+	}
+	return strings.TrimPrefix(err.Error(), "yaml: ")
+}
+
+// Validate checks every key and reports all problems at once, each naming its key.
+func (c *Config) Validate() error {
+	var errs []string
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, key+": "+fmt.Sprintf(format, args...))
+	}
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data_dir", "must not be empty")
+	}
+	if host, port, err := net.SplitHostPort(c.Listen); err != nil {
+		bad("listen", "%q is not host:port (%v)", c.Listen, err)
+	} else if port == "" {
+		bad("listen", "%q has no port", c.Listen)
+	} else if host != "" && net.ParseIP(host) == nil && host != "localhost" {
+		bad("listen", "%q: host must be an IP address or localhost", c.Listen)
+	}
+	if _, err := c.Database.Kind(); err != nil {
+		bad("database.url", "%v", err)
+	}
+	if c.Database.MaxOpenConns < 1 {
+		bad("database.max_open_conns", "must be at least 1, got %d", c.Database.MaxOpenConns)
+	}
+	if c.Database.ConnTimeout <= 0 {
+		bad("database.connect_timeout", "must be positive, got %s", c.Database.ConnTimeout)
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		bad("log.format", "must be text or json, got %q", c.Log.Format)
+	}
+	switch strings.ToLower(c.Log.Level) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error, got %q", c.Log.Level)
+	}
+	if c.API.MaxBodyBytes < 1024 {
+		bad("api.max_body_bytes", "must be at least 1024, got %d", c.API.MaxBodyBytes)
+	}
+	for key, d := range map[string]time.Duration{
+		"api.read_header_timeout": c.API.ReadHeaderTimeout, "api.read_timeout": c.API.ReadTimeout,
+		"api.write_timeout": c.API.WriteTimeout, "api.idle_timeout": c.API.IdleTimeout,
+		"queue.poll_interval": c.Queue.PollInterval,
+	} {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", d)
+		}
+	}
+	if c.ShutdownGrace < 0 {
+		bad("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)
+	}
+	if c.Queue.Workers < 1 || c.Queue.Workers > 10000 {
+		bad("queue.workers", "must be between 1 and 10000, got %d", c.Queue.Workers)
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	// Map iteration above is unordered; keep messages stable for people and tests.
+	slices.Sort(errs)
+	return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+}
+
+// StoreKind says which store a database URL selects.
+type StoreKind string
+
+const (
+	StorePostgres StoreKind = "postgres"
+	StoreSQLite   StoreKind = "sqlite"
+)
+
+// Kind says which store the URL selects, or why it selects none.
+func (d Database) Kind() (StoreKind, error) {
+	if d.URL == "" {
+		return StoreSQLite, nil
+	}
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		return "", fmt.Errorf("not a URL: %v", redactErr(err, d.URL))
+	}
+	switch u.Scheme {
+	case "postgres", "postgresql":
+		if u.Host == "" && u.Query().Get("host") == "" {
+			return "", errors.New("a postgres:// URL needs a host")
+		}
+		return StorePostgres, nil
+	case "sqlite":
+		if u.Path == "" && u.Opaque == "" {
+			return "", errors.New("a sqlite: URL needs a file path (sqlite:///var/lib/reckon/reckon.db)")
+		}
+		return StoreSQLite, nil
+	default:
+		return "", fmt.Errorf("unsupported scheme %q: want postgres://, sqlite:// or empty for the embedded SQLite store", u.Scheme)
+	}
+}
+
+// SQLitePath is the SQLite file the configuration selects.
+func (c *Config) SQLitePath() string {
+	if c.Database.URL != "" {
+		if u, err := url.Parse(c.Database.URL); err == nil && u.Scheme == "sqlite" {
+			if u.Opaque != "" {
+				return u.Opaque
+			}
+			return u.Path
+		}
+	}
+	return filepath.Join(c.DataDir, "reckon.db")
+}
+
+// redactErr keeps a URL parse error from echoing a password.
+func redactErr(err error, raw string) string {
+	msg := err.Error()
+	if u, perr := url.Parse(raw); perr == nil {
+		return strings.ReplaceAll(msg, raw, u.Redacted())
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err.Error()
+	}
+	return msg
+}
+
+// Masked returns a copy fit to print: secrets replaced, URLs without passwords.
+func (c Config) Masked() Config {
+	maskSecrets(&c)
+	return c
+}
+
+// YAML renders the configuration as YAML.
+func (c Config) YAML() ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(c); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
