@@ -35,7 +35,7 @@ func TestDefaults(t *testing.T) {
 
 func TestUnknownKeyNamedWithLine(t *testing.T) {
 	for body, want := range map[string]string{
-		"bogus_key: 1\n":                          `line 1: unknown key "bogus_key"`,
+		"bogus_key: 1\n": `line 1: unknown key "bogus_key"`,
 		"listen: 127.0.0.1:9\napi:\n  max_body: 5\n": `line 3: unknown key "api.max_body"`,
 		"database:\n  url: ''\n  pasword: x\n":       `line 3: unknown key "database.pasword"`,
 	} {

@@ -1,0 +1,208 @@
+package inventory
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/reckon-dev/reckon/discovery"
+)
+
+// ErrNotFound is returned for an asset id the inventory does not have.
+var ErrNotFound = errors.New("asset not found")
+
+// ErrInvalid is returned for a correction that cannot be done as asked.
+var ErrInvalid = errors.New("invalid correction")
+
+// Merge folds asset other into asset into, as an analyst asked.
+func (e *Engine) Merge(into, other, by string, at time.Time) (*Asset, error) {
+	a, ok := e.assets[into]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, into)
+	}
+	b, ok := e.assets[other]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s", ErrNotFound, other)
+	}
+	if a == b {
+		return nil, fmt.Errorf("%w: an asset cannot be merged into itself", ErrInvalid)
+	}
+	a.KeepApart = slices.DeleteFunc(a.KeepApart, func(id string) bool { return id == other })
+	b.KeepApart = slices.DeleteFunc(b.KeepApart, func(id string) bool { return id == into })
+	e.merge(a, b, at, by, "analyst")
+	if a.Identity == IdentityAmbiguous {
+		a.Identity = ""
+		e.refreshIdentity(a)
+	}
+	return a, nil
+}
+
+// SplitSpec says what moves to the new asset.
+type SplitSpec struct {
+	MACs        []string `json:"macs"`
+	IPs         []string `json:"ips"`
+	Hostnames   []string `json:"hostnames"`
+	Identifiers []string `json:"identifiers"` // values of serial, ssh_hostkey, tls_cert, dhcp ids
+}
+
+// Split moves what spec names out of asset id into a new asset, and keeps
+// the two apart from then on.
+func (e *Engine) Split(id string, spec SplitSpec, by string, at time.Time) (*Asset, *Asset, error) {
+	a, ok := e.assets[id]
+	if !ok {
+		return nil, nil, fmt.Errorf("%w: %s", ErrNotFound, id)
+	}
+	for i, m := range spec.MACs {
+		c, err := discovery.CanonicalMAC(m)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: macs[%d]: %q is not a MAC", ErrInvalid, i, m)
+		}
+		spec.MACs[i] = c
+	}
+	for i, ip := range spec.IPs {
+		p, err := netip.ParseAddr(ip)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: ips[%d]: %q is not an IP", ErrInvalid, i, ip)
+		}
+		spec.IPs[i] = p.Unmap().String()
+	}
+	for i := range spec.Hostnames {
+		spec.Hostnames[i] = strings.ToLower(strings.TrimSpace(spec.Hostnames[i]))
+	}
+	b := &Asset{ID: e.newID(), Status: StatusNew, Identity: IdentityWeak, FirstSeen: at, LastSeen: time.Time{}, dirty: true}
+	moved := 0
+	move := func(list []Address, names []string) (keep, out []Address) {
+		for _, r := range list {
+			if slices.Contains(names, r.Value) {
+				out = append(out, r)
+			} else {
+				keep = append(keep, r)
+			}
+		}
+		return keep, out
+	}
+	a.MACHistory, b.MACHistory = move(a.MACHistory, spec.MACs)
+	a.IPHistory, b.IPHistory = move(a.IPHistory, spec.IPs)
+	for _, n := range a.Names {
+		if slices.Contains(spec.Hostnames, n.Name) {
+			b.Names = append(b.Names, n)
+		}
+	}
+	a.Names = slices.DeleteFunc(a.Names, func(n Name) bool { return slices.Contains(spec.Hostnames, n.Name) })
+	for _, x := range a.Idents {
+		if slices.Contains(spec.Identifiers, x.Value) {
+			b.Idents = append(b.Idents, x)
+		}
+	}
+	a.Idents = slices.DeleteFunc(a.Idents, func(x Ident) bool { return slices.Contains(spec.Identifiers, x.Value) })
+	moved = len(b.MACHistory) + len(b.IPHistory) + len(b.Names) + len(b.Idents)
+	if moved == 0 {
+		return nil, nil, fmt.Errorf("%w: asset %s holds none of the addresses, names or identifiers given", ErrInvalid, id)
+	}
+	if len(a.MACHistory)+len(a.IPHistory)+len(a.Names)+len(a.Idents) == 0 {
+		// Undo: nothing would be left on the original.
+		a.MACHistory, a.IPHistory, a.Names, a.Idents = b.MACHistory, b.IPHistory, b.Names, b.Idents
+		return nil, nil, fmt.Errorf("%w: the split would leave asset %s with nothing", ErrInvalid, id)
+	}
+	// Times and sources of the new asset come from what it took.
+	for _, r := range slices.Concat(b.MACHistory, b.IPHistory) {
+		span(b, r.FirstSeen, r.LastSeen)
+		if r.Source != "" && !slices.ContainsFunc(b.SourceList, func(s SourceRec) bool { return s.Source == r.Source }) {
+			b.SourceList = append(b.SourceList, SourceRec{Source: r.Source, FirstSeen: r.FirstSeen, LastSeen: r.LastSeen})
+		}
+	}
+	for _, n := range b.Names {
+		span(b, n.FirstSeen, n.LastSeen)
+	}
+	for _, x := range b.Idents {
+		span(b, x.FirstSeen, x.LastSeen)
+	}
+	if b.LastSeen.IsZero() {
+		b.LastSeen = at
+	}
+	e.assets[b.ID] = b
+	for _, k := range assetKeys(b) {
+		e.byKey[k] = b
+	}
+	for _, r := range b.IPHistory {
+		if p, err := netip.ParseAddr(r.Value); err == nil {
+			if h, ok := e.byIP[p]; ok && h.asset == a {
+				e.byIP[p] = ipHold{asset: b, last: h.last}
+			}
+		}
+	}
+	for _, n := range b.Names {
+		e.byName[n.Name] = slices.DeleteFunc(e.byName[n.Name], func(x *Asset) bool { return x == a })
+		e.byName[n.Name] = append(e.byName[n.Name], b)
+	}
+	a.KeepApart = append(a.KeepApart, b.ID)
+	b.KeepApart = append(b.KeepApart, a.ID)
+	if a.Identity == IdentityAmbiguous {
+		a.Identity = ""
+		if a.Status == StatusUnknown {
+			a.Status = StatusNew
+		}
+	}
+	e.refreshIdentity(a)
+	e.refreshIdentity(b)
+	a.dirty = true
+	e.emit(a, at, EventSplit, map[string]string{"new_asset": b.ID, "by": by})
+	e.emit(b, at, EventCreated, map[string]string{"split_from": a.ID, "by": by})
+	return a, b, nil
+}
+
+func span(a *Asset, first, last time.Time) {
+	if a.FirstSeen.IsZero() || first.Before(a.FirstSeen) {
+		a.FirstSeen = first
+	}
+	if last.After(a.LastSeen) {
+		a.LastSeen = last
+	}
+}
+
+// MarkMissing flags assets no source has seen for the missing window, as of
+// now, and returns how many it flagged.
+func (e *Engine) MarkMissing(now time.Time) int {
+	n := 0
+	for _, a := range e.assets {
+		if !a.Missing && now.Sub(a.LastSeen) > e.opts.MissingAfter {
+			a.Missing = true
+			a.dirty = true
+			e.emit(a, now, EventNotSeen, map[string]string{"last_seen": a.LastSeen.Format(time.RFC3339)})
+			n++
+		}
+	}
+	return n
+}
+
+// Load puts a stored asset back into the engine, rebuilding the indexes.
+func (e *Engine) Load(a *Asset) {
+	e.assets[a.ID] = a
+	for _, k := range assetKeys(a) {
+		if e.byKey[k] == nil {
+			e.byKey[k] = a
+		}
+	}
+	for _, r := range a.IPHistory {
+		if !r.Current {
+			continue
+		}
+		if p, err := netip.ParseAddr(r.Value); err == nil {
+			if h, ok := e.byIP[p]; !ok || r.LastSeen.After(h.last) {
+				e.byIP[p] = ipHold{asset: a, last: r.LastSeen}
+			}
+		}
+	}
+	for _, n := range a.Names {
+		e.byName[n.Name] = append(e.byName[n.Name], a)
+	}
+	for _, mac := range a.Gateways {
+		e.gateways[mac] = a
+	}
+}
+
+// LoadMerged records that an absorbed asset went into another.
+func (e *Engine) LoadMerged(from, to string) { e.merged[from] = to }

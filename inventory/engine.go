@@ -1,0 +1,783 @@
+package inventory
+
+import (
+	"cmp"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/reckon-dev/reckon/discovery"
+)
+
+// Options tune identity resolution.
+type Options struct {
+	// LeaseWindow bounds how long after an IP was last seen on a device an
+	// IP-only observation still binds to that device (DHCP leases move IPs).
+	LeaseWindow time.Duration
+	// GatewayIPs: a MAC seen with more distinct IPs than this is a router or
+	// gateway; IPs seen behind it are other devices.
+	GatewayIPs int
+	// MissingAfter: an asset no source has seen for this long is missing.
+	MissingAfter time.Duration
+	// JunkSerials are serials that identify nothing (compared case-blind).
+	JunkSerials []string
+}
+
+// DefaultJunkSerials are placeholder serials firmware ships with.
+var DefaultJunkSerials = []string{
+	"to be filled by o.e.m.", "to be filled by oem", "default string", "0", "00000000", "000000000000",
+	"none", "n/a", "na", "not specified", "not applicable", "system serial number", "serial number",
+	"123456789", "1234567890", "chassis serial number", "invalid", "unknown", "xxxxxxxxxx", "0123456789",
+	"base board serial number", "oem", "empty",
+}
+
+// DefaultOptions are the identity defaults.
+func DefaultOptions() Options {
+	return Options{LeaseWindow: 24 * time.Hour, GatewayIPs: 8, MissingAfter: 7 * 24 * time.Hour, JunkSerials: DefaultJunkSerials}
+}
+
+// onLinkSources bind an IP to a MAC with authority: the device itself said so.
+func onLinkSource(src string) bool {
+	return src == "passive:arp" || src == "passive:dhcp" || src == "passive:dhcpv6" || src == "passive:ndp" || src == "active:arp"
+}
+
+type ipHold struct {
+	asset *Asset
+	last  time.Time
+}
+
+// Engine folds observations into assets in memory. It is the one identity
+// engine: the server keeps one over the store, standalone commands one of
+// their own. It is not safe for concurrent use.
+type Engine struct {
+	opts   Options
+	junk   map[string]bool
+	assets map[string]*Asset
+	// byKey indexes strong and corroborating identifiers: "serial:X",
+	// "ssh:X", "tls:X", "mac:X" (universal MACs), "lmac:X" (local MACs),
+	// "cid:X" (DHCP client ids).
+	byKey  map[string]*Asset
+	byIP   map[netip.Addr]ipHold
+	byName map[string][]*Asset
+	// gateways are MACs that carry many IPs.
+	gateways map[string]*Asset
+	events   []Event
+	// merged maps an absorbed asset's id to the one it went into.
+	merged map[string]string
+	newID  func() string
+}
+
+// NewEngine returns an empty engine.
+func NewEngine(opts Options) *Engine {
+	def := DefaultOptions()
+	if opts.LeaseWindow <= 0 {
+		opts.LeaseWindow = def.LeaseWindow
+	}
+	if opts.GatewayIPs <= 0 {
+		opts.GatewayIPs = def.GatewayIPs
+	}
+	if opts.MissingAfter <= 0 {
+		opts.MissingAfter = def.MissingAfter
+	}
+	if opts.JunkSerials == nil {
+		opts.JunkSerials = def.JunkSerials
+	}
+	e := &Engine{
+		opts: opts, junk: map[string]bool{},
+		assets: map[string]*Asset{}, byKey: map[string]*Asset{}, byIP: map[netip.Addr]ipHold{},
+		byName: map[string][]*Asset{}, gateways: map[string]*Asset{}, merged: map[string]string{},
+		newID: func() string { return uuid.Must(uuid.NewV7()).String() },
+	}
+	for _, j := range opts.JunkSerials {
+		e.junk[strings.ToLower(strings.TrimSpace(j))] = true
+	}
+	return e
+}
+
+// Len is how many assets the engine tracks.
+func (e *Engine) Len() int { return len(e.assets) }
+
+// Get returns an asset by id.
+func (e *Engine) Get(id string) (*Asset, bool) {
+	a, ok := e.assets[id]
+	return a, ok
+}
+
+// MergedInto says which live asset an absorbed one went into, following
+// merges of merges.
+func (e *Engine) MergedInto(id string) (string, bool) {
+	to, ok := e.merged[id]
+	for i := 0; ok && i < 1000; i++ {
+		next, more := e.merged[to]
+		if !more {
+			break
+		}
+		to = next
+	}
+	return to, ok
+}
+
+// assetKeys are the byKey keys an asset's records give.
+func assetKeys(a *Asset) []string {
+	var keys []string
+	for _, m := range a.MACHistory {
+		if discovery.LocallyAdministered(m.Value) {
+			keys = append(keys, "lmac:"+m.Value)
+		} else {
+			keys = append(keys, "mac:"+m.Value)
+		}
+	}
+	for _, id := range a.Idents {
+		switch id.Kind {
+		case "serial":
+			keys = append(keys, "serial:"+strings.ToLower(id.Value))
+		case "ssh_hostkey":
+			keys = append(keys, "ssh:"+id.Value)
+		case "tls_cert":
+			keys = append(keys, "tls:"+id.Value)
+		}
+	}
+	return keys
+}
+
+// Assets calls fn for every asset, in no order.
+func (e *Engine) Assets(fn func(*Asset)) {
+	for _, a := range e.assets {
+		fn(a)
+	}
+}
+
+// JunkSerial says whether a serial identifies nothing.
+func (e *Engine) JunkSerial(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if e.junk[s] || len(s) < 3 {
+		return true
+	}
+	// A serial of one repeated character (000000, xxxxxx) is a placeholder.
+	return strings.Count(s, s[:1]) == len(s)
+}
+
+// TakeEvents returns the change events since the last call.
+func (e *Engine) TakeEvents() []Event {
+	ev := e.events
+	e.events = nil
+	return ev
+}
+
+// TakeDirty returns the assets changed since the last call and marks them clean.
+func (e *Engine) TakeDirty() []*Asset {
+	var out []*Asset
+	for _, a := range e.assets {
+		if a.dirty {
+			a.dirty = false
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (e *Engine) emit(a *Asset, at time.Time, kind string, detail map[string]string) {
+	e.events = append(e.events, Event{AssetID: a.ID, Time: at, Kind: kind, Detail: detail})
+}
+
+// strongKeys are the identifier keys of o, strongest first, with their level.
+func (e *Engine) keysOf(o *discovery.Observation, mac string) [][]string {
+	levels := make([][]string, 4)
+	ids := o.Identifiers
+	if ids.Serial != "" && !e.JunkSerial(ids.Serial) {
+		levels[0] = append(levels[0], "serial:"+strings.ToLower(ids.Serial))
+	}
+	if ids.SSHHostKey != "" {
+		levels[1] = append(levels[1], "ssh:"+ids.SSHHostKey)
+	}
+	if ids.TLSCert != "" {
+		levels[1] = append(levels[1], "tls:"+ids.TLSCert)
+	}
+	if mac != "" && !discovery.LocallyAdministered(mac) {
+		levels[2] = append(levels[2], "mac:"+mac)
+	}
+	return levels
+}
+
+// Apply folds one normalised observation into the assets and returns the
+// asset it landed on.
+func (e *Engine) Apply(o *discovery.Observation) *Asset {
+	mac := o.MAC
+	var ip netip.Addr
+	if o.IP != "" {
+		ip, _ = netip.ParseAddr(o.IP)
+	}
+	// A gateway's MAC on routed traffic names the router, not the IP's owner.
+	if gw, ok := e.gateways[mac]; ok && !onLinkSource(o.Source) {
+		e.touch(gw, o, mac)
+		if !ip.IsValid() {
+			return gw
+		}
+		mac = ""
+	}
+
+	var target *Asset
+	var lower []*Asset
+	ambiguous := false
+	for _, level := range e.keysOf(o, mac) {
+		var found []*Asset
+		for _, k := range level {
+			if a := e.byKey[k]; a != nil && !slices.Contains(found, a) {
+				found = append(found, a)
+			}
+		}
+		if len(found) == 0 {
+			continue
+		}
+		if target == nil {
+			target = found[0]
+			if len(found) > 1 {
+				ambiguous = true
+				lower = append(lower, found[1:]...)
+			}
+			continue
+		}
+		for _, a := range found {
+			if a != target && !slices.Contains(lower, a) {
+				lower = append(lower, a)
+			}
+		}
+	}
+	if target == nil {
+		target = e.byCorroboratedName(o, mac)
+	}
+	if target == nil && mac == "" && ip.IsValid() {
+		// IP only: the device that held the IP most recently, within the lease window.
+		if h, ok := e.byIP[ip]; ok && o.Time.Sub(h.last) <= e.opts.LeaseWindow && h.last.Sub(o.Time) <= e.opts.LeaseWindow {
+			target = h.asset
+		}
+	}
+
+	// Stronger evidence joins assets that weaker evidence kept apart: merge
+	// them, unless they disagree on a serial or an analyst split them.
+	for _, other := range lower {
+		if ambiguous || !e.mergeable(target, other) {
+			ambiguous = true
+			e.markAmbiguous(other, o.Time, target.ID)
+			continue
+		}
+		e.merge(target, other, o.Time, "identity", "shares a stronger identifier")
+	}
+	if target == nil {
+		target = e.newAsset(o.Time)
+	}
+	if ambiguous {
+		e.markAmbiguous(target, o.Time, "")
+	}
+	e.touch(target, o, mac)
+	e.bindIdentifiers(target, o, mac)
+	if ip.IsValid() {
+		e.bindIP(target, ip, mac, o)
+	}
+	e.observeDetails(target, o)
+	e.refreshIdentity(target)
+	return target
+}
+
+// byCorroboratedName finds the asset that has one of o's hostnames and
+// shares a DHCP client id, DHCP fingerprint or randomised MAC with it.
+func (e *Engine) byCorroboratedName(o *discovery.Observation, mac string) *Asset {
+	if len(o.Hostnames) == 0 {
+		return nil
+	}
+	ids := o.Identifiers
+	var found *Asset
+	for _, h := range o.Hostnames {
+		for _, a := range e.byName[h.Name] {
+			if found == a {
+				continue
+			}
+			ok := (ids.DHCPClientID != "" && hasIdent(a, "dhcp_client_id", ids.DHCPClientID)) ||
+				(ids.DHCPFingerprint != "" && hasIdent(a, "dhcp_fingerprint", ids.DHCPFingerprint)) ||
+				(mac != "" && discovery.LocallyAdministered(mac) && hasMAC(a, mac))
+			if !ok {
+				continue
+			}
+			if found != nil {
+				return nil // two assets fit: ambiguous, do not guess
+			}
+			found = a
+		}
+	}
+	return found
+}
+
+func hasIdent(a *Asset, kind, value string) bool {
+	for _, id := range a.Idents {
+		if id.Kind == kind && id.Value == value {
+			return true
+		}
+	}
+	return false
+}
+
+func hasMAC(a *Asset, mac string) bool {
+	for _, m := range a.MACHistory {
+		if m.Value == mac {
+			return true
+		}
+	}
+	return false
+}
+
+func (e *Engine) mergeable(a, b *Asset) bool {
+	if slices.Contains(a.KeepApart, b.ID) || slices.Contains(b.KeepApart, a.ID) {
+		return false
+	}
+	for _, x := range a.Idents {
+		if x.Kind != "serial" {
+			continue
+		}
+		for _, y := range b.Idents {
+			if y.Kind == "serial" && y.Value != x.Value {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func (e *Engine) markAmbiguous(a *Asset, at time.Time, with string) {
+	if a.Identity == IdentityAmbiguous {
+		return
+	}
+	a.Identity = IdentityAmbiguous
+	if a.Status == StatusNew {
+		a.Status = StatusUnknown
+	}
+	a.dirty = true
+	d := map[string]string{"reason": "observations point at more than one asset"}
+	if with != "" {
+		d["other_asset"] = with
+	}
+	e.emit(a, at, EventAmbiguous, d)
+}
+
+func (e *Engine) newAsset(at time.Time) *Asset {
+	a := &Asset{ID: e.newID(), Status: StatusNew, Identity: IdentityWeak, FirstSeen: at, LastSeen: at, dirty: true}
+	e.assets[a.ID] = a
+	e.emit(a, at, EventCreated, nil)
+	return a
+}
+
+// touch records that o saw a: times, source.
+func (e *Engine) touch(a *Asset, o *discovery.Observation, mac string) {
+	if o.Time.Before(a.FirstSeen) {
+		a.FirstSeen = o.Time
+	}
+	if o.Time.After(a.LastSeen) {
+		a.LastSeen = o.Time
+	}
+	if a.Missing {
+		a.Missing = false
+		e.emit(a, o.Time, EventChanged, map[string]string{"change": "seen_again"})
+	}
+	a.dirty = true
+	i := slices.IndexFunc(a.SourceList, func(s SourceRec) bool { return s.Source == o.Source })
+	if i < 0 {
+		a.SourceList = append(a.SourceList, SourceRec{Source: o.Source, FirstSeen: o.Time, LastSeen: o.Time})
+	} else {
+		stretch(&a.SourceList[i].FirstSeen, &a.SourceList[i].LastSeen, o.Time)
+	}
+	if mac != "" {
+		e.bindMAC(a, mac, o)
+	}
+}
+
+func stretch(first, last *time.Time, t time.Time) {
+	if t.Before(*first) {
+		*first = t
+	}
+	if t.After(*last) {
+		*last = t
+	}
+}
+
+func (e *Engine) bindMAC(a *Asset, mac string, o *discovery.Observation) {
+	local := discovery.LocallyAdministered(mac)
+	i := slices.IndexFunc(a.MACHistory, func(m Address) bool { return m.Value == mac })
+	if i >= 0 {
+		m := &a.MACHistory[i]
+		stretch(&m.FirstSeen, &m.LastSeen, o.Time)
+		if local && !m.Current && m.LastSeen.Equal(o.Time) {
+			e.currentLocalMAC(a, mac)
+		}
+		return
+	}
+	a.MACHistory = append(a.MACHistory, Address{Value: mac, VLAN: o.VLAN, Source: o.Source, FirstSeen: o.Time, LastSeen: o.Time, Current: true})
+	if local {
+		e.byKey["lmac:"+mac] = a
+		e.currentLocalMAC(a, mac)
+	} else {
+		e.byKey["mac:"+mac] = a
+	}
+	if len(a.MACHistory) > 1 {
+		e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_mac", "mac": mac})
+	}
+}
+
+// currentLocalMAC keeps the newest randomised MAC current and retires older
+// ones: a phone that rotates its MAC holds one at a time.
+func (e *Engine) currentLocalMAC(a *Asset, mac string) {
+	var newest *Address
+	for i := range a.MACHistory {
+		m := &a.MACHistory[i]
+		if !discovery.LocallyAdministered(m.Value) {
+			continue
+		}
+		if newest == nil || m.LastSeen.After(newest.LastSeen) {
+			newest = m
+		}
+	}
+	for i := range a.MACHistory {
+		m := &a.MACHistory[i]
+		if discovery.LocallyAdministered(m.Value) {
+			m.Current = m == newest
+		}
+	}
+}
+
+func (e *Engine) bindIdentifiers(a *Asset, o *discovery.Observation, mac string) {
+	ids := o.Identifiers
+	add := func(kind, value, key string) {
+		if value == "" {
+			return
+		}
+		i := slices.IndexFunc(a.Idents, func(x Ident) bool { return x.Kind == kind && x.Value == value })
+		if i >= 0 {
+			stretch(&a.Idents[i].FirstSeen, &a.Idents[i].LastSeen, o.Time)
+		} else {
+			a.Idents = append(a.Idents, Ident{Kind: kind, Value: value, FirstSeen: o.Time, LastSeen: o.Time})
+		}
+		if key != "" {
+			if cur := e.byKey[key]; cur == nil {
+				e.byKey[key] = a
+			}
+		}
+	}
+	if ids.Serial != "" && !e.JunkSerial(ids.Serial) {
+		add("serial", ids.Serial, "serial:"+strings.ToLower(ids.Serial))
+	}
+	add("ssh_hostkey", ids.SSHHostKey, "ssh:"+ids.SSHHostKey)
+	add("tls_cert", ids.TLSCert, "tls:"+ids.TLSCert)
+	add("dhcp_client_id", ids.DHCPClientID, "")
+	add("dhcp_fingerprint", ids.DHCPFingerprint, "")
+	for _, h := range o.Hostnames {
+		i := slices.IndexFunc(a.Names, func(n Name) bool { return n.Name == h.Name })
+		if i >= 0 {
+			stretch(&a.Names[i].FirstSeen, &a.Names[i].LastSeen, o.Time)
+			if a.Names[i].How == "" {
+				a.Names[i].How = h.How
+			}
+			continue
+		}
+		a.Names = append(a.Names, Name{Name: h.Name, How: cmp.Or(h.How, o.Source), FirstSeen: o.Time, LastSeen: o.Time})
+		if !slices.Contains(e.byName[h.Name], a) {
+			e.byName[h.Name] = append(e.byName[h.Name], a)
+		}
+		if a.FirstSeen.Before(o.Time) {
+			e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_hostname", "hostname": h.Name})
+		}
+	}
+}
+
+// bindIP gives ip to a, taking it from whichever device held it before.
+func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observation) {
+	value := ip.String()
+	if h, ok := e.byIP[ip]; ok && h.asset != a {
+		if o.Time.Before(h.last) {
+			// An older sighting than the current holder's: history only.
+			e.recordIP(a, value, mac, o, false)
+			return
+		}
+		e.releaseIP(h.asset, value, o.Time, a.ID)
+	}
+	if h, ok := e.byIP[ip]; !ok || h.asset != a || o.Time.After(h.last) {
+		e.byIP[ip] = ipHold{asset: a, last: o.Time}
+	}
+	isNew := e.recordIP(a, value, mac, o, true)
+	if isNew && a.FirstSeen.Before(o.Time) {
+		e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_ip", "ip": value})
+	}
+	// A DHCP lease replaces the MAC's previous address of the same family.
+	if o.Source == "passive:dhcp" && mac != "" {
+		for i := range a.IPHistory {
+			r := &a.IPHistory[i]
+			if r.Current && r.Value != value && r.Via == mac && r.LastSeen.Before(o.Time) && sameFamily(r.Value, ip) {
+				r.Current = false
+				if p, err := netip.ParseAddr(r.Value); err == nil {
+					if h, ok := e.byIP[p]; ok && h.asset == a {
+						delete(e.byIP, p)
+					}
+				}
+			}
+		}
+	}
+	if mac != "" && !onLinkSource(o.Source) {
+		e.checkGateway(a, mac, o.Time)
+	}
+}
+
+func sameFamily(v string, ip netip.Addr) bool {
+	p, err := netip.ParseAddr(v)
+	return err == nil && p.Is4() == ip.Is4()
+}
+
+// recordIP adds or refreshes an IP in a's history; it reports whether the IP is new to a.
+func (e *Engine) recordIP(a *Asset, value, mac string, o *discovery.Observation, current bool) bool {
+	i := slices.IndexFunc(a.IPHistory, func(r Address) bool { return r.Value == value })
+	if i >= 0 {
+		r := &a.IPHistory[i]
+		stretch(&r.FirstSeen, &r.LastSeen, o.Time)
+		if current {
+			r.Current = true
+			if mac != "" {
+				r.Via = mac
+			}
+		}
+		return false
+	}
+	a.IPHistory = append(a.IPHistory, Address{Value: value, VLAN: o.VLAN, Via: mac, Source: o.Source, FirstSeen: o.Time, LastSeen: o.Time, Current: current})
+	return true
+}
+
+// releaseIP records that a no longer holds the IP (another device took it).
+func (e *Engine) releaseIP(a *Asset, value string, at time.Time, to string) {
+	for i := range a.IPHistory {
+		if a.IPHistory[i].Value == value && a.IPHistory[i].Current {
+			a.IPHistory[i].Current = false
+			a.dirty = true
+			e.emit(a, at, EventChanged, map[string]string{"change": "ip_moved", "ip": value, "to_asset": to})
+		}
+	}
+}
+
+// checkGateway turns a MAC with many IPs into a gateway: the IPs it carried
+// from routed traffic are released, to become devices of their own.
+func (e *Engine) checkGateway(a *Asset, mac string, at time.Time) {
+	if _, ok := e.gateways[mac]; ok {
+		return
+	}
+	n := 0
+	for _, r := range a.IPHistory {
+		if r.Via == mac && r.Current {
+			n++
+		}
+	}
+	if n <= e.opts.GatewayIPs {
+		return
+	}
+	e.gateways[mac] = a
+	a.Gateways = append(a.Gateways, mac)
+	if a.DeviceType == "" {
+		a.DeviceType = "router"
+	}
+	released := 0
+	for i := range a.IPHistory {
+		r := &a.IPHistory[i]
+		if r.Via == mac && r.Current && !onLinkSource(r.Source) {
+			r.Current = false
+			released++
+			if p, err := netip.ParseAddr(r.Value); err == nil {
+				if h, ok := e.byIP[p]; ok && h.asset == a {
+					delete(e.byIP, p)
+				}
+			}
+		}
+	}
+	e.emit(a, at, EventChanged, map[string]string{"change": "gateway", "mac": mac, "released_ips": strconv.Itoa(released)})
+}
+
+// observeDetails records services, vendor, OS and hints.
+func (e *Engine) observeDetails(a *Asset, o *discovery.Observation) {
+	for _, s := range o.Services {
+		i := slices.IndexFunc(a.ServiceList, func(r ServiceRec) bool { return r.Port == s.Port && r.Proto == s.Proto })
+		if i < 0 {
+			a.ServiceList = append(a.ServiceList, ServiceRec{Port: s.Port, Proto: s.Proto, Name: s.Name, Product: s.Product,
+				Version: s.Version, CPE: s.CPE, Banner: s.Banner, FirstSeen: o.Time, LastSeen: o.Time, Open: true})
+			e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_service", "service": fmt.Sprintf("%d/%s", s.Port, s.Proto), "product": s.Product, "version": s.Version})
+			continue
+		}
+		r := &a.ServiceList[i]
+		newer := !o.Time.Before(r.LastSeen)
+		stretch(&r.FirstSeen, &r.LastSeen, o.Time)
+		if !newer {
+			continue
+		}
+		if !r.Open {
+			r.Open = true
+			e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_service", "service": fmt.Sprintf("%d/%s", s.Port, s.Proto), "reopened": "true"})
+		}
+		if s.Version != "" && s.Version != r.Version && r.Version != "" || s.Product != "" && s.Product != r.Product && r.Product != "" {
+			e.emit(a, o.Time, EventChanged, map[string]string{"change": "service_version", "service": fmt.Sprintf("%d/%s", s.Port, s.Proto),
+				"before": strings.TrimSpace(r.Product + " " + r.Version), "after": strings.TrimSpace(s.Product + " " + s.Version)})
+		}
+		r.Name, r.Product, r.Version = cmp.Or(s.Name, r.Name), cmp.Or(s.Product, r.Product), cmp.Or(s.Version, r.Version)
+		r.CPE, r.Banner = cmp.Or(s.CPE, r.CPE), cmp.Or(s.Banner, r.Banner)
+	}
+	if o.PortsScanned != "" {
+		scanned := parsePorts(o.PortsScanned)
+		for i := range a.ServiceList {
+			r := &a.ServiceList[i]
+			if !r.Open || r.Proto != "tcp" || !scanned(r.Port) || !r.LastSeen.Before(o.Time) {
+				continue
+			}
+			if slices.ContainsFunc(o.Services, func(s discovery.Service) bool { return s.Port == r.Port && s.Proto == r.Proto }) {
+				continue
+			}
+			r.Open = false
+			e.emit(a, o.Time, EventChanged, map[string]string{"change": "closed_service", "service": fmt.Sprintf("%d/%s", r.Port, r.Proto)})
+		}
+	}
+	if o.Vendor != "" && o.Vendor != a.Vendor {
+		if a.Vendor != "" {
+			e.emit(a, o.Time, EventChanged, map[string]string{"change": "vendor", "before": a.Vendor, "after": o.Vendor})
+		}
+		a.Vendor = o.Vendor
+	}
+	if o.OS != "" && o.OS != a.OS {
+		if a.OS != "" {
+			e.emit(a, o.Time, EventChanged, map[string]string{"change": "os", "before": a.OS, "after": o.OS})
+		}
+		a.OS = o.OS
+	}
+	for _, h := range o.Hints {
+		i := slices.IndexFunc(a.Hints, func(r HintRec) bool { return r.Kind == h.Kind })
+		if i < 0 {
+			a.Hints = append(a.Hints, HintRec{Kind: h.Kind, Value: h.Value, Confidence: h.Confidence, Source: h.Source, LastSeen: o.Time})
+		} else if h.Confidence >= a.Hints[i].Confidence {
+			a.Hints[i] = HintRec{Kind: h.Kind, Value: h.Value, Confidence: h.Confidence, Source: h.Source, LastSeen: o.Time}
+		}
+		if h.Kind == "device_type" && (a.DeviceType == "" || h.Confidence >= 0.5) {
+			a.DeviceType = h.Value
+		}
+	}
+}
+
+// parsePorts reads nmap port syntax ("22,80,1000-2000") into a membership test.
+func parsePorts(spec string) func(int) bool {
+	type span struct{ lo, hi int }
+	var spans []span
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimPrefix(strings.TrimSpace(part), "T:")
+		lo, hi, isRange := strings.Cut(part, "-")
+		l, err1 := strconv.Atoi(lo)
+		h := l
+		var err2 error
+		if isRange {
+			h, err2 = strconv.Atoi(hi)
+		}
+		if err1 == nil && err2 == nil {
+			spans = append(spans, span{l, h})
+		}
+	}
+	return func(p int) bool {
+		for _, s := range spans {
+			if p >= s.lo && p <= s.hi {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+func (e *Engine) refreshIdentity(a *Asset) {
+	if a.Identity == IdentityAmbiguous {
+		return
+	}
+	strong := slices.ContainsFunc(a.Idents, func(x Ident) bool {
+		return x.Kind == "serial" || x.Kind == "ssh_hostkey" || x.Kind == "tls_cert"
+	}) || slices.ContainsFunc(a.MACHistory, func(m Address) bool { return !discovery.LocallyAdministered(m.Value) })
+	if strong {
+		a.Identity = IdentityStrong
+	} else {
+		a.Identity = IdentityWeak
+	}
+}
+
+// merge moves everything of b into a and forgets b.
+func (e *Engine) merge(a, b *Asset, at time.Time, by, reason string) {
+	for _, m := range b.MACHistory {
+		if i := slices.IndexFunc(a.MACHistory, func(x Address) bool { return x.Value == m.Value }); i >= 0 {
+			x := &a.MACHistory[i]
+			stretch(&x.FirstSeen, &x.LastSeen, m.FirstSeen)
+			stretch(&x.FirstSeen, &x.LastSeen, m.LastSeen)
+			x.Current = x.Current || m.Current
+		} else {
+			a.MACHistory = append(a.MACHistory, m)
+		}
+	}
+	for _, r := range b.IPHistory {
+		if i := slices.IndexFunc(a.IPHistory, func(x Address) bool { return x.Value == r.Value }); i >= 0 {
+			x := &a.IPHistory[i]
+			stretch(&x.FirstSeen, &x.LastSeen, r.FirstSeen)
+			stretch(&x.FirstSeen, &x.LastSeen, r.LastSeen)
+			x.Current = x.Current || r.Current
+		} else {
+			a.IPHistory = append(a.IPHistory, r)
+		}
+	}
+	for _, n := range b.Names {
+		if !slices.ContainsFunc(a.Names, func(x Name) bool { return x.Name == n.Name }) {
+			a.Names = append(a.Names, n)
+		}
+		e.byName[n.Name] = slices.DeleteFunc(e.byName[n.Name], func(x *Asset) bool { return x == b })
+		if !slices.Contains(e.byName[n.Name], a) {
+			e.byName[n.Name] = append(e.byName[n.Name], a)
+		}
+	}
+	for _, s := range b.ServiceList {
+		if !slices.ContainsFunc(a.ServiceList, func(x ServiceRec) bool { return x.Port == s.Port && x.Proto == s.Proto }) {
+			a.ServiceList = append(a.ServiceList, s)
+		}
+	}
+	for _, id := range b.Idents {
+		if !slices.ContainsFunc(a.Idents, func(x Ident) bool { return x.Kind == id.Kind && x.Value == id.Value }) {
+			a.Idents = append(a.Idents, id)
+		}
+	}
+	for _, s := range b.SourceList {
+		if i := slices.IndexFunc(a.SourceList, func(x SourceRec) bool { return x.Source == s.Source }); i >= 0 {
+			stretch(&a.SourceList[i].FirstSeen, &a.SourceList[i].LastSeen, s.FirstSeen)
+			stretch(&a.SourceList[i].FirstSeen, &a.SourceList[i].LastSeen, s.LastSeen)
+		} else {
+			a.SourceList = append(a.SourceList, s)
+		}
+	}
+	a.Gateways = append(a.Gateways, b.Gateways...)
+	a.KeepApart = append(a.KeepApart, b.KeepApart...)
+	a.Vendor, a.OS, a.DeviceType = cmp.Or(a.Vendor, b.Vendor), cmp.Or(a.OS, b.OS), cmp.Or(a.DeviceType, b.DeviceType)
+	stretch(&a.FirstSeen, &a.LastSeen, b.FirstSeen)
+	stretch(&a.FirstSeen, &a.LastSeen, b.LastSeen)
+	for _, k := range assetKeys(b) {
+		if e.byKey[k] == b {
+			e.byKey[k] = a
+		}
+	}
+	for _, r := range b.IPHistory {
+		if p, err := netip.ParseAddr(r.Value); err == nil {
+			if h, ok := e.byIP[p]; ok && h.asset == b {
+				e.byIP[p] = ipHold{asset: a, last: h.last}
+			}
+		}
+	}
+	for _, mac := range b.Gateways {
+		e.gateways[mac] = a
+	}
+	delete(e.assets, b.ID)
+	e.merged[b.ID] = a.ID
+	a.dirty = true
+	e.refreshIdentity(a)
+	e.emit(a, at, EventMerged, map[string]string{"merged_asset": b.ID, "by": by, "reason": reason})
+	e.events = append(e.events, Event{AssetID: b.ID, Time: at, Kind: EventMergedAway, Detail: map[string]string{"into": a.ID, "by": by}})
+}
