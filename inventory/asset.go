@@ -58,6 +58,8 @@ type Asset struct {
 	KeepApart []string `json:"keep_apart,omitempty"`
 
 	dirty bool
+	// writtenIPs are the current IPs as last written to the store.
+	writtenIPs string
 }
 
 // Address is a MAC or IP the asset has held.

@@ -69,6 +69,8 @@ type Engine struct {
 	events   []Event
 	// merged maps an absorbed asset's id to the one it went into.
 	merged map[string]string
+	// mergesPending are merges not yet taken by TakeMerges: {from, into}.
+	mergesPending [][2]string
 	newID  func() string
 }
 
@@ -167,6 +169,26 @@ func (e *Engine) TakeEvents() []Event {
 	ev := e.events
 	e.events = nil
 	return ev
+}
+
+// TakeMerges returns the merges since the last call, {from, into}.
+func (e *Engine) TakeMerges() [][2]string {
+	m := e.mergesPending
+	e.mergesPending = nil
+	return m
+}
+
+// MarkDirty marks an asset changed again (a failed write is retried).
+func (e *Engine) MarkDirty(id string) {
+	if a, ok := e.assets[id]; ok {
+		a.dirty = true
+	}
+}
+
+// PutBackEvents returns events a failed write did not store, ahead of newer ones.
+func (e *Engine) PutBackEvents(ev []Event, merges [][2]string) {
+	e.events = append(ev, e.events...)
+	e.mergesPending = append(merges, e.mergesPending...)
 }
 
 // TakeDirty returns the assets changed since the last call and marks them clean.
@@ -513,7 +535,7 @@ func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observ
 	if o.Source == "passive:dhcp" && mac != "" {
 		for i := range a.IPHistory {
 			r := &a.IPHistory[i]
-			if r.Current && r.Value != value && r.Via == mac && r.LastSeen.Before(o.Time) && sameFamily(r.Value, ip) {
+			if r.Current && r.Value != value && (r.Via == mac || !holdsMAC(a, r.Via)) && r.LastSeen.Before(o.Time) && sameFamily(r.Value, ip) {
 				r.Current = false
 				if p, err := netip.ParseAddr(r.Value); err == nil {
 					if h, ok := e.byIP[p]; ok && h.asset == a {
@@ -526,6 +548,11 @@ func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observ
 	if mac != "" && !onLinkSource(o.Source) {
 		e.checkGateway(a, mac, o.Time)
 	}
+}
+
+// holdsMAC says whether a holds mac now (an empty mac is held by nobody).
+func holdsMAC(a *Asset, mac string) bool {
+	return mac != "" && slices.ContainsFunc(a.MACHistory, func(m Address) bool { return m.Value == mac && m.Current })
 }
 
 func sameFamily(v string, ip netip.Addr) bool {
@@ -776,6 +803,7 @@ func (e *Engine) merge(a, b *Asset, at time.Time, by, reason string) {
 	}
 	delete(e.assets, b.ID)
 	e.merged[b.ID] = a.ID
+	e.mergesPending = append(e.mergesPending, [2]string{b.ID, a.ID})
 	a.dirty = true
 	e.refreshIdentity(a)
 	e.emit(a, at, EventMerged, map[string]string{"merged_asset": b.ID, "by": by, "reason": reason})

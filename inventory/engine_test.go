@@ -88,8 +88,8 @@ func TestPhoneRotatingMACs(t *testing.T) {
 	}
 	var a *Asset
 	e.Assets(func(x *Asset) { a = x })
-	if s := a.Summary(); !slices.Equal(s.MACs, []string{"0a:12:34:56:78:9a"}) {
-		t.Errorf("phone holds MACs %v, want only the newest", s.MACs)
+	if s := a.Summary(); !slices.Equal(s.MACs, []string{"0a:12:34:56:78:9a"}) || !slices.Equal(s.IPs, []string{"10.20.0.52"}) {
+		t.Errorf("phone holds MACs %v and IPs %v, want only the newest of each", s.MACs, s.IPs)
 	}
 	if a.Identity != IdentityWeak {
 		t.Errorf("identity %q: randomised MACs are not strong identity", a.Identity)
