@@ -71,7 +71,7 @@ type Engine struct {
 	merged map[string]string
 	// mergesPending are merges not yet taken by TakeMerges: {from, into}.
 	mergesPending [][2]string
-	newID  func() string
+	newID         func() string
 }
 
 // NewEngine returns an empty engine.
