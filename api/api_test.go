@@ -14,6 +14,7 @@ import (
 
 	"github.com/reckon-dev/reckon/api"
 	"github.com/reckon-dev/reckon/api/apitest"
+	"github.com/reckon-dev/reckon/inventory"
 	"github.com/reckon-dev/reckon/inventory/store"
 	"github.com/reckon-dev/reckon/inventory/store/storetest"
 )
@@ -29,11 +30,18 @@ type bundle struct {
 func setup(t *testing.T, s *store.Store, checks ...api.Check) *bundle {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	srv, err := api.New(api.Options{Store: s, Checks: checks, MaxBodyBytes: 4096, Version: "test",
+	srv, err := api.New(api.Options{Store: s, Checks: checks, MaxBodyBytes: 8192, Version: "test",
 		Registerer: reg, Gatherer: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
+	inv, err := inventory.Open(context.Background(), inventory.ServiceOptions{Store: s, FlushInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Start(context.Background())
+	t.Cleanup(func() { _ = inv.Stop(context.Background()) })
+	srv.RegisterInventory(inv, api.InventoryOptions{MaxBatch: 5})
 	tokens := api.NewTokens(s)
 	admin, _, err := tokens.Create(context.Background(), "admin", api.RoleAdmin, "test")
 	if err != nil {
@@ -75,6 +83,7 @@ func TestAuthAndRoles(t *testing.T) {
 		wantProblem(t, c.WithToken("garbage").Do("GET", "/api/v1/status", nil), 401, "unknown or revoked")
 		// No token: unknown paths say 401 too, and give nothing away.
 		wantProblem(t, c.Do("GET", "/api/v1/assets", nil), 401, "bearer token")
+		wantProblem(t, c.Do("GET", "/api/v1/no-such-thing", nil), 401, "bearer token")
 
 		viewer := b.token(t, "dash", api.RoleViewer)
 		operator := b.token(t, "sensor", api.RoleOperator)
@@ -163,7 +172,7 @@ func TestBadRequests(t *testing.T) {
 		}
 		wantProblem(t, c.Do("POST", "/api/v1/tokens", ""), 400, "empty body")
 		wantProblem(t, c.Do("POST", "/api/v1/tokens", `{"name":"a","role":"viewer"} {}`), 400, "after the JSON")
-		big := `{"name": "` + strings.Repeat("a", 5000) + `", "role": "viewer"}`
+		big := `{"name": "` + strings.Repeat("a", 9000) + `", "role": "viewer"}`
 		wantProblem(t, c.Do("POST", "/api/v1/tokens", big), 413, "limit")
 		req, _ := http.NewRequest("POST", "/api/v1/tokens", strings.NewReader("name=x"))
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")

@@ -10,12 +10,14 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/reckon-dev/reckon/api"
+	"github.com/reckon-dev/reckon/inventory"
 	"github.com/reckon-dev/reckon/inventory/queue"
 	"github.com/reckon-dev/reckon/inventory/store"
 )
@@ -70,12 +72,39 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	buildInfo.WithLabelValues(version, string(st.Kind)).Set(1)
 	reg.MustRegister(buildInfo)
 
+	inv, err := inventory.Open(ctx, inventory.ServiceOptions{
+		Store: st,
+		Identity: inventory.Options{
+			LeaseWindow:  cfg.Inventory.LeaseWindow,
+			GatewayIPs:   cfg.Inventory.GatewayIPs,
+			MissingAfter: cfg.Inventory.MissingAfter,
+			JunkSerials:  append(slices.Clone(inventory.DefaultJunkSerials), cfg.Inventory.ExtraJunkSerials...),
+		},
+		FlushInterval: cfg.Inventory.FlushInterval,
+		RawRetention:  cfg.Inventory.RawRetention,
+		Logger:        logger,
+		Registerer:    reg,
+	})
+	if err != nil {
+		return err
+	}
+	inv.Start(ctx)
+	defer func() {
+		stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace+10*time.Second)
+		defer cancel()
+		if err := inv.Stop(stopCtx); err != nil {
+			logger.Warn("inventory changes not written at shutdown; the batches will be replayed on start", "err", err)
+		}
+	}()
+
 	q, err := queue.New(queue.Options{
 		Store:        st,
 		Workers:      cfg.Queue.Workers,
 		PollInterval: cfg.Queue.PollInterval,
 		SoftStop:     cfg.ShutdownGrace,
 		Heartbeat:    time.Minute,
+		Register:     inv.RegisterJobs,
+		Periodic:     inv.PeriodicJobs(cfg.Inventory.MaintainEvery),
 		Logger:       logger,
 		Registerer:   reg,
 	})
@@ -102,6 +131,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	srv.RegisterInventory(inv, api.InventoryOptions{MaxBatch: cfg.Inventory.MaxBatch})
 
 	if err := q.Start(ctx); err != nil {
 		return err

@@ -31,6 +31,8 @@ type Config struct {
 	Log      Log      `yaml:"log"`
 	API      API      `yaml:"api"`
 	Queue    Queue    `yaml:"queue"`
+	// Inventory tunes identity resolution and the asset store.
+	Inventory Inventory `yaml:"inventory"`
 	// ShutdownGrace bounds how long in-flight requests and jobs get to finish
 	// on SIGINT/SIGTERM before they are cut off (jobs are handed back).
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
@@ -62,6 +64,27 @@ type API struct {
 	IdleTimeout       time.Duration `yaml:"idle_timeout"`
 }
 
+// Inventory tunes identity resolution and how observations are kept.
+type Inventory struct {
+	// LeaseWindow: an IP-only observation joins the device that held the IP
+	// most recently, if that was within this window.
+	LeaseWindow time.Duration `yaml:"lease_window"`
+	// GatewayIPs: a MAC seen with more IPs than this is a router.
+	GatewayIPs int `yaml:"gateway_ips"`
+	// MissingAfter: an asset no source has seen for this long is flagged.
+	MissingAfter time.Duration `yaml:"missing_after"`
+	// RawRetention: how long raw observation batches are kept.
+	RawRetention time.Duration `yaml:"raw_retention"`
+	// FlushInterval: how long changes may wait to be written together.
+	FlushInterval time.Duration `yaml:"flush_interval"`
+	// MaxBatch: the most observations one POST may carry.
+	MaxBatch int `yaml:"max_batch"`
+	// MaintainEvery: how often missing assets are flagged and raw batches pruned.
+	MaintainEvery time.Duration `yaml:"maintain_every"`
+	// ExtraJunkSerials are serials to ignore besides the built-in list.
+	ExtraJunkSerials []string `yaml:"extra_junk_serials"`
+}
+
 // Queue tunes the River job queue.
 type Queue struct {
 	Workers      int           `yaml:"workers"`
@@ -88,6 +111,8 @@ func Default() Config {
 			IdleTimeout:       120 * time.Second,
 		},
 		Queue:         Queue{Workers: 10, PollInterval: 200 * time.Millisecond},
+		Inventory: Inventory{LeaseWindow: 24 * time.Hour, GatewayIPs: 8, MissingAfter: 7 * 24 * time.Hour,
+			RawRetention: 30 * 24 * time.Hour, FlushInterval: 200 * time.Millisecond, MaxBatch: 50000, MaintainEvery: time.Hour},
 		ShutdownGrace: 20 * time.Second,
 	}
 }
@@ -190,6 +215,9 @@ func (c *Config) Validate() error {
 		"api.read_header_timeout": c.API.ReadHeaderTimeout, "api.read_timeout": c.API.ReadTimeout,
 		"api.write_timeout": c.API.WriteTimeout, "api.idle_timeout": c.API.IdleTimeout,
 		"queue.poll_interval": c.Queue.PollInterval,
+		"inventory.lease_window": c.Inventory.LeaseWindow, "inventory.missing_after": c.Inventory.MissingAfter,
+		"inventory.raw_retention": c.Inventory.RawRetention, "inventory.flush_interval": c.Inventory.FlushInterval,
+		"inventory.maintain_every": c.Inventory.MaintainEvery,
 	} {
 		if d <= 0 {
 			bad(key, "must be positive, got %s", d)
@@ -197,6 +225,12 @@ func (c *Config) Validate() error {
 	}
 	if c.ShutdownGrace < 0 {
 		bad("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)
+	}
+	if c.Inventory.GatewayIPs < 1 {
+		bad("inventory.gateway_ips", "must be at least 1, got %d", c.Inventory.GatewayIPs)
+	}
+	if c.Inventory.MaxBatch < 1 || c.Inventory.MaxBatch > 1000000 {
+		bad("inventory.max_batch", "must be between 1 and 1000000, got %d", c.Inventory.MaxBatch)
 	}
 	if c.Queue.Workers < 1 || c.Queue.Workers > 10000 {
 		bad("queue.workers", "must be between 1 and 10000, got %d", c.Queue.Workers)
