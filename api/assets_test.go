@@ -130,15 +130,15 @@ func TestBadObservations(t *testing.T) {
 	op := b.client.WithToken(b.token(t, "sensor", api.RoleOperator))
 	good := `{"source":"passive:arp","time":"2026-11-20T10:00:00Z","mac":"00:16:3e:00:00:01"}`
 	for body, field := range map[string]string{
-		`{"batch_id":"x","observations":[` + good + `,{"source":"passive:arp","time":"yesterday","mac":"zz"}]}`: "observations[1].time",
-		`{"batch_id":"x","observations":[{"source":"passive:arp","time":"2026-11-20T10:00:00Z","mac":"zz"}]}`:     "observations[0].mac",
-		`{"batch_id":"x","observations":[{"source":"passive:arp","time":"2026-11-20T10:00:00Z","ip":"10.0.0.300"}]}`: "observations[0].ip",
-		`{"batch_id":"x","observations":[{"time":"2026-11-20T10:00:00Z","ip":"10.0.0.3"}]}`:                          "observations[0].source",
-		`{"batch_id":"x","observations":[{"source":"a","time":"2026-11-20T10:00:00Z","ip":"10.0.0.3","vlan":"ten"}]}`: "observations[0].vlan",
-		`{"batch_id":"x","observations":[{"source":"a","time":"2026-11-20T10:00:00Z","ip":"10.0.0.3","colour":1}]}`:  "observations[0].colour",
+		`{"batch_id":"x","observations":[` + good + `,{"source":"passive:arp","time":"yesterday","mac":"zz"}]}`:                      "observations[1].time",
+		`{"batch_id":"x","observations":[{"source":"passive:arp","time":"2026-11-20T10:00:00Z","mac":"zz"}]}`:                        "observations[0].mac",
+		`{"batch_id":"x","observations":[{"source":"passive:arp","time":"2026-11-20T10:00:00Z","ip":"10.0.0.300"}]}`:                 "observations[0].ip",
+		`{"batch_id":"x","observations":[{"time":"2026-11-20T10:00:00Z","ip":"10.0.0.3"}]}`:                                          "observations[0].source",
+		`{"batch_id":"x","observations":[{"source":"a","time":"2026-11-20T10:00:00Z","ip":"10.0.0.3","vlan":"ten"}]}`:                "observations[0].vlan",
+		`{"batch_id":"x","observations":[{"source":"a","time":"2026-11-20T10:00:00Z","ip":"10.0.0.3","colour":1}]}`:                  "observations[0].colour",
 		`{"batch_id":"x","observations":[{"source":"a","time":"2026-11-20T10:00:00Z","ip":"10.0.0.3","services":[{"port":70000}]}]}`: "observations[0].services[0].port",
-		`{"batch_id":"x","observations":[{"source":"a","time":"2026-11-20T10:00:00Z","mac":"ff:ff:ff:ff:ff:ff"}]}`:  "observations[0].mac",
-		`{"batch_id":"x","observations":[{"source":"a","time":"2026-11-20T10:00:00Z"}]}`:                             "observations[0]",
+		`{"batch_id":"x","observations":[{"source":"a","time":"2026-11-20T10:00:00Z","mac":"ff:ff:ff:ff:ff:ff"}]}`:                   "observations[0].mac",
+		`{"batch_id":"x","observations":[{"source":"a","time":"2026-11-20T10:00:00Z"}]}`:                                             "observations[0]",
 		`{"observations":[` + good + `]}`: "batch_id",
 		`{"batch_id":"x"}`:                "observations",
 	} {

@@ -110,7 +110,7 @@ func Default() Config {
 			WriteTimeout:      60 * time.Second,
 			IdleTimeout:       120 * time.Second,
 		},
-		Queue:         Queue{Workers: 10, PollInterval: 200 * time.Millisecond},
+		Queue: Queue{Workers: 10, PollInterval: 200 * time.Millisecond},
 		Inventory: Inventory{LeaseWindow: 24 * time.Hour, GatewayIPs: 8, MissingAfter: 7 * 24 * time.Hour,
 			RawRetention: 30 * 24 * time.Hour, FlushInterval: 200 * time.Millisecond, MaxBatch: 50000, MaintainEvery: time.Hour},
 		ShutdownGrace: 20 * time.Second,
@@ -214,7 +214,7 @@ func (c *Config) Validate() error {
 	for key, d := range map[string]time.Duration{
 		"api.read_header_timeout": c.API.ReadHeaderTimeout, "api.read_timeout": c.API.ReadTimeout,
 		"api.write_timeout": c.API.WriteTimeout, "api.idle_timeout": c.API.IdleTimeout,
-		"queue.poll_interval": c.Queue.PollInterval,
+		"queue.poll_interval":    c.Queue.PollInterval,
 		"inventory.lease_window": c.Inventory.LeaseWindow, "inventory.missing_after": c.Inventory.MissingAfter,
 		"inventory.raw_retention": c.Inventory.RawRetention, "inventory.flush_interval": c.Inventory.FlushInterval,
 		"inventory.maintain_every": c.Inventory.MaintainEvery,
