@@ -29,6 +29,7 @@ func commands() []command {
 		{"serve", "run the server: API, job queue and schedules", runServe},
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"token", "create, list and revoke API tokens (create|list|revoke)", runToken},
+		{"assets", "list and show the assets of a running server (list|show)", runAssets},
 		{"version", "print the version", runVersion},
 	}
 }
