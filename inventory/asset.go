@@ -32,14 +32,14 @@ const (
 // view (id, status, macs, ips, hostnames, vendor, os, services, sources,
 // first_seen, last_seen) are a contract.
 type Asset struct {
-	ID         string    `json:"id"`
-	Status     string    `json:"status"`
-	Identity   string    `json:"identity"`
-	DeviceType string    `json:"device_type,omitempty"`
-	Vendor     string    `json:"vendor,omitempty"`
-	OS         string    `json:"os,omitempty"`
-	FirstSeen  time.Time `json:"first_seen"`
-	LastSeen   time.Time `json:"last_seen"`
+	ID         string `json:"id"`
+	Status     Sym    `json:"status"`
+	Identity   Sym    `json:"identity"`
+	DeviceType Sym    `json:"device_type,omitzero"`
+	Vendor     Sym    `json:"vendor,omitzero"`
+	OS         Sym    `json:"os,omitzero"`
+	FirstSeen  Stamp  `json:"first_seen"`
+	LastSeen   Stamp  `json:"last_seen"`
 	// Missing is set when no source has seen the asset for the configured window.
 	Missing bool `json:"missing,omitempty"`
 
@@ -49,28 +49,53 @@ type Asset struct {
 	ServiceList []ServiceRec `json:"service_history"`
 	Idents      []Ident      `json:"identifiers"`
 	SourceList  []SourceRec  `json:"source_history"`
-	Hints       []HintRec    `json:"hints,omitempty"`
+	// AssetExtra holds what few assets have, allocated only for them.
+	*AssetExtra
+
+	dirty bool
+	// writtenIPs is a hash of the current IPs as last written to the store.
+	writtenIPs uint64
+}
+
+// AssetExtra is the rarely filled part of an asset.
+type AssetExtra struct {
+	Hints []HintRec `json:"hints,omitempty"`
 	// Gateways lists this asset's MACs that carry many IPs: routers, whose
 	// routed traffic names other devices' IPs.
 	Gateways []string `json:"gateway_macs,omitempty"`
 	// KeepApart lists assets an analyst split from this one: never merged
 	// back automatically.
 	KeepApart []string `json:"keep_apart,omitempty"`
+}
 
-	dirty bool
-	// writtenIPs are the current IPs as last written to the store.
-	writtenIPs string
+var noExtra AssetExtra
+
+// ro is the extra part for reading: a shared empty one when there is none.
+// Never write through it.
+func (a *Asset) ro() *AssetExtra {
+	if a.AssetExtra == nil {
+		return &noExtra
+	}
+	return a.AssetExtra
+}
+
+// rw is the extra part for writing, allocated on first use.
+func (a *Asset) rw() *AssetExtra {
+	if a.AssetExtra == nil {
+		a.AssetExtra = &AssetExtra{}
+	}
+	return a.AssetExtra
 }
 
 // Address is a MAC or IP the asset has held.
 type Address struct {
 	Value string `json:"value"`
-	VLAN  int    `json:"vlan,omitempty"`
+	VLAN  uint16 `json:"vlan,omitempty"`
 	// Via is, for an IP, the MAC it was bound to; Source says how it was learned.
-	Via       string    `json:"via,omitempty"`
-	Source    string    `json:"source,omitempty"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
+	Via       string `json:"via,omitempty"`
+	Source    Sym    `json:"source,omitzero"`
+	FirstSeen Stamp  `json:"first_seen"`
+	LastSeen  Stamp  `json:"last_seen"`
 	// Current is true while the asset holds it; an IP taken by another device,
 	// or a randomised MAC replaced by a newer one, is no longer current.
 	Current bool `json:"current"`
@@ -78,49 +103,49 @@ type Address struct {
 
 // Name is a hostname and how it was learned.
 type Name struct {
-	Name      string    `json:"name"`
-	How       string    `json:"how,omitempty"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
+	Name      string `json:"name"`
+	How       Sym    `json:"how,omitzero"`
+	FirstSeen Stamp  `json:"first_seen"`
+	LastSeen  Stamp  `json:"last_seen"`
 }
 
 // ServiceRec is a service with its history.
 type ServiceRec struct {
-	Port      int       `json:"port"`
-	Proto     string    `json:"proto"`
-	Name      string    `json:"name,omitempty"`
-	Product   string    `json:"product,omitempty"`
-	Version   string    `json:"version,omitempty"`
-	CPE       string    `json:"cpe,omitempty"`
-	Banner    string    `json:"banner,omitempty"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
-	Open      bool      `json:"open"`
+	Port      int    `json:"port"`
+	Proto     Sym    `json:"proto"`
+	Name      Sym    `json:"name,omitzero"`
+	Product   Sym    `json:"product,omitzero"`
+	Version   Sym    `json:"version,omitzero"`
+	CPE       Sym    `json:"cpe,omitzero"`
+	Banner    string `json:"banner,omitempty"`
+	FirstSeen Stamp  `json:"first_seen"`
+	LastSeen  Stamp  `json:"last_seen"`
+	Open      bool   `json:"open"`
 }
 
 // Ident is a strong or corroborating identifier: serial, ssh_hostkey,
 // tls_cert, dhcp_client_id, dhcp_fingerprint.
 type Ident struct {
-	Kind      string    `json:"kind"`
-	Value     string    `json:"value"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
+	Kind      Sym    `json:"kind"`
+	Value     string `json:"value"`
+	FirstSeen Stamp  `json:"first_seen"`
+	LastSeen  Stamp  `json:"last_seen"`
 }
 
 // SourceRec is a discovery source that saw the asset.
 type SourceRec struct {
-	Source    string    `json:"source"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
+	Source    Sym   `json:"source"`
+	FirstSeen Stamp `json:"first_seen"`
+	LastSeen  Stamp `json:"last_seen"`
 }
 
 // HintRec is the best guess per kind (os, device_type, model ...).
 type HintRec struct {
-	Kind       string    `json:"kind"`
-	Value      string    `json:"value"`
-	Confidence float64   `json:"confidence"`
-	Source     string    `json:"source,omitempty"`
-	LastSeen   time.Time `json:"last_seen"`
+	Kind       Sym     `json:"kind"`
+	Value      Sym     `json:"value"`
+	Confidence float64 `json:"confidence"`
+	Source     Sym     `json:"source,omitzero"`
+	LastSeen   Stamp   `json:"last_seen"`
 }
 
 // Service is the list view of an open service.
@@ -153,8 +178,9 @@ type Summary struct {
 
 // Summary returns the list view of a.
 func (a *Asset) Summary() Summary {
-	s := Summary{ID: a.ID, Status: a.Status, Identity: a.Identity, DeviceType: a.DeviceType, Vendor: a.Vendor, OS: a.OS,
-		FirstSeen: a.FirstSeen, LastSeen: a.LastSeen, Missing: a.Missing,
+	s := Summary{ID: a.ID, Status: a.Status.String(), Identity: a.Identity.String(), DeviceType: a.DeviceType.String(),
+		Vendor: a.Vendor.String(), OS: a.OS.String(),
+		FirstSeen: a.FirstSeen.Time(), LastSeen: a.LastSeen.Time(), Missing: a.Missing,
 		MACs: []string{}, IPs: []string{}, Hostnames: []string{}, Services: []Service{}, Sources: []string{}}
 	for _, m := range a.MACHistory {
 		if m.Current {
@@ -173,11 +199,12 @@ func (a *Asset) Summary() Summary {
 	}
 	for _, sv := range a.ServiceList {
 		if sv.Open {
-			s.Services = append(s.Services, Service{Port: sv.Port, Proto: sv.Proto, Name: sv.Name, Product: sv.Product, Version: sv.Version, CPE: sv.CPE})
+			s.Services = append(s.Services, Service{Port: sv.Port, Proto: sv.Proto.String(), Name: sv.Name.String(),
+				Product: sv.Product.String(), Version: sv.Version.String(), CPE: sv.CPE.String()})
 		}
 	}
 	for _, src := range a.SourceList {
-		s.Sources = append(s.Sources, src.Source)
+		s.Sources = append(s.Sources, src.Source.String())
 	}
 	return s
 }
@@ -207,8 +234,8 @@ func (a *Asset) Detail(timeline []Event) Detail {
 		return v
 	}
 	d := Detail{Summary: a.Summary(), MACHistory: a.MACHistory, IPHistory: a.IPHistory, Names: a.Names,
-		ServiceList: a.ServiceList, Idents: a.Idents, SourceList: a.SourceList, Hints: a.Hints,
-		Gateways: nz(a.Gateways), KeepApart: nz(a.KeepApart), Timeline: timeline}
+		ServiceList: a.ServiceList, Idents: a.Idents, SourceList: a.SourceList, Hints: a.ro().Hints,
+		Gateways: nz(a.ro().Gateways), KeepApart: nz(a.ro().KeepApart), Timeline: timeline}
 	if d.MACHistory == nil {
 		d.MACHistory = []Address{}
 	}

@@ -18,7 +18,8 @@ var ErrNotFound = errors.New("asset not found")
 var ErrInvalid = errors.New("invalid correction")
 
 // Merge folds asset other into asset into, as an analyst asked.
-func (e *Engine) Merge(into, other, by string, at time.Time) (*Asset, error) {
+func (e *Engine) Merge(into, other, by string, when time.Time) (*Asset, error) {
+	at := StampOf(when)
 	a, ok := e.assets[into]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, into)
@@ -30,11 +31,15 @@ func (e *Engine) Merge(into, other, by string, at time.Time) (*Asset, error) {
 	if a == b {
 		return nil, fmt.Errorf("%w: an asset cannot be merged into itself", ErrInvalid)
 	}
-	a.KeepApart = slices.DeleteFunc(a.KeepApart, func(id string) bool { return id == other })
-	b.KeepApart = slices.DeleteFunc(b.KeepApart, func(id string) bool { return id == into })
+	if a.AssetExtra != nil {
+		a.KeepApart = slices.DeleteFunc(a.KeepApart, func(id string) bool { return id == other })
+	}
+	if b.AssetExtra != nil {
+		b.KeepApart = slices.DeleteFunc(b.KeepApart, func(id string) bool { return id == into })
+	}
 	e.merge(a, b, at, by, "analyst")
-	if a.Identity == IdentityAmbiguous {
-		a.Identity = ""
+	if a.Identity == symAmbiguous {
+		a.Identity = Sym{}
 		e.refreshIdentity(a)
 	}
 	return a, nil
@@ -50,7 +55,8 @@ type SplitSpec struct {
 
 // Split moves what spec names out of asset id into a new asset, and keeps
 // the two apart from then on.
-func (e *Engine) Split(id string, spec SplitSpec, by string, at time.Time) (*Asset, *Asset, error) {
+func (e *Engine) Split(id string, spec SplitSpec, by string, when time.Time) (*Asset, *Asset, error) {
+	at := StampOf(when)
 	a, ok := e.assets[id]
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %s", ErrNotFound, id)
@@ -72,7 +78,7 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, at time.Time) (*Ass
 	for i := range spec.Hostnames {
 		spec.Hostnames[i] = strings.ToLower(strings.TrimSpace(spec.Hostnames[i]))
 	}
-	b := &Asset{ID: e.newID(), Status: StatusNew, Identity: IdentityWeak, FirstSeen: at, LastSeen: time.Time{}, dirty: true}
+	b := &Asset{ID: e.newID(), Status: symNew, Identity: symWeak, FirstSeen: at, LastSeen: 0, dirty: true}
 	moved := 0
 	move := func(list []Address, names []string) (keep, out []Address) {
 		for _, r := range list {
@@ -110,7 +116,7 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, at time.Time) (*Ass
 	// Times and sources of the new asset come from what it took.
 	for _, r := range slices.Concat(b.MACHistory, b.IPHistory) {
 		span(b, r.FirstSeen, r.LastSeen)
-		if r.Source != "" && !slices.ContainsFunc(b.SourceList, func(s SourceRec) bool { return s.Source == r.Source }) {
+		if !r.Source.IsZero() && !slices.ContainsFunc(b.SourceList, func(s SourceRec) bool { return s.Source == r.Source }) {
 			b.SourceList = append(b.SourceList, SourceRec{Source: r.Source, FirstSeen: r.FirstSeen, LastSeen: r.LastSeen})
 		}
 	}
@@ -125,7 +131,7 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, at time.Time) (*Ass
 	}
 	e.assets[b.ID] = b
 	for _, k := range assetKeys(b) {
-		e.byKey[k] = b
+		e.byKey.set(k, b)
 	}
 	for _, r := range b.IPHistory {
 		if p, err := netip.ParseAddr(r.Value); err == nil {
@@ -135,15 +141,15 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, at time.Time) (*Ass
 		}
 	}
 	for _, n := range b.Names {
-		e.byName[n.Name] = slices.DeleteFunc(e.byName[n.Name], func(x *Asset) bool { return x == a })
-		e.byName[n.Name] = append(e.byName[n.Name], b)
+		e.byName.remove(n.Name, a)
+		e.byName.add(n.Name, b)
 	}
-	a.KeepApart = append(a.KeepApart, b.ID)
-	b.KeepApart = append(b.KeepApart, a.ID)
-	if a.Identity == IdentityAmbiguous {
-		a.Identity = ""
-		if a.Status == StatusUnknown {
-			a.Status = StatusNew
+	a.rw().KeepApart = append(a.rw().KeepApart, b.ID)
+	b.rw().KeepApart = append(b.rw().KeepApart, a.ID)
+	if a.Identity == symAmbiguous {
+		a.Identity = Sym{}
+		if a.Status == symUnknown {
+			a.Status = symNew
 		}
 	}
 	e.refreshIdentity(a)
@@ -154,7 +160,7 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, at time.Time) (*Ass
 	return a, b, nil
 }
 
-func span(a *Asset, first, last time.Time) {
+func span(a *Asset, first, last Stamp) {
 	if a.FirstSeen.IsZero() || first.Before(a.FirstSeen) {
 		a.FirstSeen = first
 	}
@@ -167,11 +173,12 @@ func span(a *Asset, first, last time.Time) {
 // now, and returns how many it flagged.
 func (e *Engine) MarkMissing(now time.Time) int {
 	n := 0
+	at := StampOf(now)
 	for _, a := range e.assets {
-		if !a.Missing && now.Sub(a.LastSeen) > e.opts.MissingAfter {
+		if !a.Missing && at.Sub(a.LastSeen) > e.opts.MissingAfter {
 			a.Missing = true
 			a.dirty = true
-			e.emit(a, now, EventNotSeen, map[string]string{"last_seen": a.LastSeen.Format(time.RFC3339)})
+			e.emit(a, at, EventNotSeen, map[string]string{"last_seen": a.LastSeen.Time().Format(time.RFC3339)})
 			n++
 		}
 	}
@@ -182,8 +189,8 @@ func (e *Engine) MarkMissing(now time.Time) int {
 func (e *Engine) Load(a *Asset) {
 	e.assets[a.ID] = a
 	for _, k := range assetKeys(a) {
-		if e.byKey[k] == nil {
-			e.byKey[k] = a
+		if e.byKey.get(k) == nil {
+			e.byKey.set(k, a)
 		}
 	}
 	for _, r := range a.IPHistory {
@@ -197,9 +204,9 @@ func (e *Engine) Load(a *Asset) {
 		}
 	}
 	for _, n := range a.Names {
-		e.byName[n.Name] = append(e.byName[n.Name], a)
+		e.byName.add(n.Name, a)
 	}
-	for _, mac := range a.Gateways {
+	for _, mac := range a.ro().Gateways {
 		e.gateways[mac] = a
 	}
 }

@@ -48,7 +48,7 @@ func onLinkSource(src string) bool {
 
 type ipHold struct {
 	asset *Asset
-	last  time.Time
+	last  Stamp
 }
 
 // Engine folds observations into assets in memory. It is the one identity
@@ -61,9 +61,9 @@ type Engine struct {
 	// byKey indexes strong and corroborating identifiers: "serial:X",
 	// "ssh:X", "tls:X", "mac:X" (universal MACs), "lmac:X" (local MACs),
 	// "cid:X" (DHCP client ids).
-	byKey  map[string]*Asset
+	byKey  keyIndex
 	byIP   map[netip.Addr]ipHold
-	byName map[string][]*Asset
+	byName nameIndex
 	// gateways are MACs that carry many IPs.
 	gateways map[string]*Asset
 	events   []Event
@@ -91,8 +91,8 @@ func NewEngine(opts Options) *Engine {
 	}
 	e := &Engine{
 		opts: opts, junk: map[string]bool{},
-		assets: map[string]*Asset{}, byKey: map[string]*Asset{}, byIP: map[netip.Addr]ipHold{},
-		byName: map[string][]*Asset{}, gateways: map[string]*Asset{}, merged: map[string]string{},
+		assets: map[string]*Asset{}, byKey: newKeyIndex(), byIP: map[netip.Addr]ipHold{},
+		byName: newNameIndex(), gateways: map[string]*Asset{}, merged: map[string]string{},
 		newID: func() string { return uuid.Must(uuid.NewV7()).String() },
 	}
 	for _, j := range opts.JunkSerials {
@@ -135,7 +135,7 @@ func assetKeys(a *Asset) []string {
 		}
 	}
 	for _, id := range a.Idents {
-		switch id.Kind {
+		switch id.Kind.String() {
 		case "serial":
 			keys = append(keys, "serial:"+strings.ToLower(id.Value))
 		case "ssh_hostkey":
@@ -203,8 +203,8 @@ func (e *Engine) TakeDirty() []*Asset {
 	return out
 }
 
-func (e *Engine) emit(a *Asset, at time.Time, kind string, detail map[string]string) {
-	e.events = append(e.events, Event{AssetID: a.ID, Time: at, Kind: kind, Detail: detail})
+func (e *Engine) emit(a *Asset, at Stamp, kind string, detail map[string]string) {
+	e.events = append(e.events, Event{AssetID: a.ID, Time: at.Time(), Kind: kind, Detail: detail})
 }
 
 // strongKeys are the identifier keys of o, strongest first, with their level.
@@ -249,7 +249,7 @@ func (e *Engine) Apply(o *discovery.Observation) *Asset {
 	for _, level := range e.keysOf(o, mac) {
 		var found []*Asset
 		for _, k := range level {
-			if a := e.byKey[k]; a != nil && !slices.Contains(found, a) {
+			if a := e.byKey.get(k); a != nil && !slices.Contains(found, a) {
 				found = append(found, a)
 			}
 		}
@@ -275,7 +275,7 @@ func (e *Engine) Apply(o *discovery.Observation) *Asset {
 	}
 	if target == nil && mac == "" && ip.IsValid() {
 		// IP only: the device that held the IP most recently, within the lease window.
-		if h, ok := e.byIP[ip]; ok && o.Time.Sub(h.last) <= e.opts.LeaseWindow && h.last.Sub(o.Time) <= e.opts.LeaseWindow {
+		if h, ok := e.byIP[ip]; ok && st(o).Sub(h.last) <= e.opts.LeaseWindow && h.last.Sub(st(o)) <= e.opts.LeaseWindow {
 			target = h.asset
 		}
 	}
@@ -285,16 +285,16 @@ func (e *Engine) Apply(o *discovery.Observation) *Asset {
 	for _, other := range lower {
 		if ambiguous || !e.mergeable(target, other) {
 			ambiguous = true
-			e.markAmbiguous(other, o.Time, target.ID)
+			e.markAmbiguous(other, st(o), target.ID)
 			continue
 		}
-		e.merge(target, other, o.Time, "identity", "shares a stronger identifier")
+		e.merge(target, other, st(o), "identity", "shares a stronger identifier")
 	}
 	if target == nil {
-		target = e.newAsset(o.Time)
+		target = e.newAsset(st(o))
 	}
 	if ambiguous {
-		e.markAmbiguous(target, o.Time, "")
+		e.markAmbiguous(target, st(o), "")
 	}
 	e.touch(target, o, mac)
 	e.bindIdentifiers(target, o, mac)
@@ -315,7 +315,7 @@ func (e *Engine) byCorroboratedName(o *discovery.Observation, mac string) *Asset
 	ids := o.Identifiers
 	var found *Asset
 	for _, h := range o.Hostnames {
-		for _, a := range e.byName[h.Name] {
+		for _, a := range e.byName.get(h.Name) {
 			if found == a {
 				continue
 			}
@@ -336,7 +336,7 @@ func (e *Engine) byCorroboratedName(o *discovery.Observation, mac string) *Asset
 
 func hasIdent(a *Asset, kind, value string) bool {
 	for _, id := range a.Idents {
-		if id.Kind == kind && id.Value == value {
+		if id.Kind.String() == kind && id.Value == value {
 			return true
 		}
 	}
@@ -353,15 +353,15 @@ func hasMAC(a *Asset, mac string) bool {
 }
 
 func (e *Engine) mergeable(a, b *Asset) bool {
-	if slices.Contains(a.KeepApart, b.ID) || slices.Contains(b.KeepApart, a.ID) {
+	if slices.Contains(a.ro().KeepApart, b.ID) || slices.Contains(b.ro().KeepApart, a.ID) {
 		return false
 	}
 	for _, x := range a.Idents {
-		if x.Kind != "serial" {
+		if x.Kind.String() != "serial" {
 			continue
 		}
 		for _, y := range b.Idents {
-			if y.Kind == "serial" && y.Value != x.Value {
+			if y.Kind.String() == "serial" && y.Value != x.Value {
 				return false
 			}
 		}
@@ -369,13 +369,13 @@ func (e *Engine) mergeable(a, b *Asset) bool {
 	return true
 }
 
-func (e *Engine) markAmbiguous(a *Asset, at time.Time, with string) {
-	if a.Identity == IdentityAmbiguous {
+func (e *Engine) markAmbiguous(a *Asset, at Stamp, with string) {
+	if a.Identity == symAmbiguous {
 		return
 	}
-	a.Identity = IdentityAmbiguous
-	if a.Status == StatusNew {
-		a.Status = StatusUnknown
+	a.Identity = symAmbiguous
+	if a.Status == symNew {
+		a.Status = symUnknown
 	}
 	a.dirty = true
 	d := map[string]string{"reason": "observations point at more than one asset"}
@@ -385,8 +385,8 @@ func (e *Engine) markAmbiguous(a *Asset, at time.Time, with string) {
 	e.emit(a, at, EventAmbiguous, d)
 }
 
-func (e *Engine) newAsset(at time.Time) *Asset {
-	a := &Asset{ID: e.newID(), Status: StatusNew, Identity: IdentityWeak, FirstSeen: at, LastSeen: at, dirty: true}
+func (e *Engine) newAsset(at Stamp) *Asset {
+	a := &Asset{ID: e.newID(), Status: symNew, Identity: symWeak, FirstSeen: at, LastSeen: at, dirty: true}
 	e.assets[a.ID] = a
 	e.emit(a, at, EventCreated, nil)
 	return a
@@ -394,29 +394,30 @@ func (e *Engine) newAsset(at time.Time) *Asset {
 
 // touch records that o saw a: times, source.
 func (e *Engine) touch(a *Asset, o *discovery.Observation, mac string) {
-	if o.Time.Before(a.FirstSeen) {
-		a.FirstSeen = o.Time
+	if st(o).Before(a.FirstSeen) {
+		a.FirstSeen = st(o)
 	}
-	if o.Time.After(a.LastSeen) {
-		a.LastSeen = o.Time
+	if st(o).After(a.LastSeen) {
+		a.LastSeen = st(o)
 	}
 	if a.Missing {
 		a.Missing = false
-		e.emit(a, o.Time, EventChanged, map[string]string{"change": "seen_again"})
+		e.emit(a, st(o), EventChanged, map[string]string{"change": "seen_again"})
 	}
 	a.dirty = true
-	i := slices.IndexFunc(a.SourceList, func(s SourceRec) bool { return s.Source == o.Source })
+	src := S(o.Source)
+	i := slices.IndexFunc(a.SourceList, func(s SourceRec) bool { return s.Source == src })
 	if i < 0 {
-		a.SourceList = append(a.SourceList, SourceRec{Source: o.Source, FirstSeen: o.Time, LastSeen: o.Time})
+		a.SourceList = append(a.SourceList, SourceRec{Source: src, FirstSeen: st(o), LastSeen: st(o)})
 	} else {
-		stretch(&a.SourceList[i].FirstSeen, &a.SourceList[i].LastSeen, o.Time)
+		stretch(&a.SourceList[i].FirstSeen, &a.SourceList[i].LastSeen, st(o))
 	}
 	if mac != "" {
 		e.bindMAC(a, mac, o)
 	}
 }
 
-func stretch(first, last *time.Time, t time.Time) {
+func stretch(first, last *Stamp, t Stamp) {
 	if t.Before(*first) {
 		*first = t
 	}
@@ -430,21 +431,21 @@ func (e *Engine) bindMAC(a *Asset, mac string, o *discovery.Observation) {
 	i := slices.IndexFunc(a.MACHistory, func(m Address) bool { return m.Value == mac })
 	if i >= 0 {
 		m := &a.MACHistory[i]
-		stretch(&m.FirstSeen, &m.LastSeen, o.Time)
-		if local && !m.Current && m.LastSeen.Equal(o.Time) {
+		stretch(&m.FirstSeen, &m.LastSeen, st(o))
+		if local && !m.Current && m.LastSeen.Equal(st(o)) {
 			e.currentLocalMAC(a, mac)
 		}
 		return
 	}
-	a.MACHistory = append(a.MACHistory, Address{Value: mac, VLAN: o.VLAN, Source: o.Source, FirstSeen: o.Time, LastSeen: o.Time, Current: true})
+	a.MACHistory = append(a.MACHistory, Address{Value: mac, VLAN: uint16(o.VLAN), Source: S(o.Source), FirstSeen: st(o), LastSeen: st(o), Current: true})
 	if local {
-		e.byKey["lmac:"+mac] = a
+		e.byKey.set("lmac:"+mac, a)
 		e.currentLocalMAC(a, mac)
 	} else {
-		e.byKey["mac:"+mac] = a
+		e.byKey.set("mac:"+mac, a)
 	}
 	if len(a.MACHistory) > 1 {
-		e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_mac", "mac": mac})
+		e.emit(a, st(o), EventChanged, map[string]string{"change": "new_mac", "mac": mac})
 	}
 }
 
@@ -475,15 +476,15 @@ func (e *Engine) bindIdentifiers(a *Asset, o *discovery.Observation, mac string)
 		if value == "" {
 			return
 		}
-		i := slices.IndexFunc(a.Idents, func(x Ident) bool { return x.Kind == kind && x.Value == value })
+		i := slices.IndexFunc(a.Idents, func(x Ident) bool { return x.Kind.String() == kind && x.Value == value })
 		if i >= 0 {
-			stretch(&a.Idents[i].FirstSeen, &a.Idents[i].LastSeen, o.Time)
+			stretch(&a.Idents[i].FirstSeen, &a.Idents[i].LastSeen, st(o))
 		} else {
-			a.Idents = append(a.Idents, Ident{Kind: kind, Value: value, FirstSeen: o.Time, LastSeen: o.Time})
+			a.Idents = append(a.Idents, Ident{Kind: S(kind), Value: value, FirstSeen: st(o), LastSeen: st(o)})
 		}
 		if key != "" {
-			if cur := e.byKey[key]; cur == nil {
-				e.byKey[key] = a
+			if cur := e.byKey.get(key); cur == nil {
+				e.byKey.set(key, a)
 			}
 		}
 	}
@@ -497,18 +498,16 @@ func (e *Engine) bindIdentifiers(a *Asset, o *discovery.Observation, mac string)
 	for _, h := range o.Hostnames {
 		i := slices.IndexFunc(a.Names, func(n Name) bool { return n.Name == h.Name })
 		if i >= 0 {
-			stretch(&a.Names[i].FirstSeen, &a.Names[i].LastSeen, o.Time)
-			if a.Names[i].How == "" {
-				a.Names[i].How = h.How
+			stretch(&a.Names[i].FirstSeen, &a.Names[i].LastSeen, st(o))
+			if a.Names[i].How.IsZero() {
+				a.Names[i].How = S(h.How)
 			}
 			continue
 		}
-		a.Names = append(a.Names, Name{Name: h.Name, How: cmp.Or(h.How, o.Source), FirstSeen: o.Time, LastSeen: o.Time})
-		if !slices.Contains(e.byName[h.Name], a) {
-			e.byName[h.Name] = append(e.byName[h.Name], a)
-		}
-		if a.FirstSeen.Before(o.Time) {
-			e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_hostname", "hostname": h.Name})
+		a.Names = append(a.Names, Name{Name: h.Name, How: S(cmp.Or(h.How, o.Source)), FirstSeen: st(o), LastSeen: st(o)})
+		e.byName.add(h.Name, a)
+		if a.FirstSeen.Before(st(o)) {
+			e.emit(a, st(o), EventChanged, map[string]string{"change": "new_hostname", "hostname": h.Name})
 		}
 	}
 }
@@ -517,25 +516,25 @@ func (e *Engine) bindIdentifiers(a *Asset, o *discovery.Observation, mac string)
 func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observation) {
 	value := ip.String()
 	if h, ok := e.byIP[ip]; ok && h.asset != a {
-		if o.Time.Before(h.last) {
+		if st(o).Before(h.last) {
 			// An older sighting than the current holder's: history only.
 			e.recordIP(a, value, mac, o, false)
 			return
 		}
-		e.releaseIP(h.asset, value, o.Time, a.ID)
+		e.releaseIP(h.asset, value, st(o), a.ID)
 	}
-	if h, ok := e.byIP[ip]; !ok || h.asset != a || o.Time.After(h.last) {
-		e.byIP[ip] = ipHold{asset: a, last: o.Time}
+	if h, ok := e.byIP[ip]; !ok || h.asset != a || st(o).After(h.last) {
+		e.byIP[ip] = ipHold{asset: a, last: st(o)}
 	}
 	isNew := e.recordIP(a, value, mac, o, true)
-	if isNew && a.FirstSeen.Before(o.Time) {
-		e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_ip", "ip": value})
+	if isNew && a.FirstSeen.Before(st(o)) {
+		e.emit(a, st(o), EventChanged, map[string]string{"change": "new_ip", "ip": value})
 	}
 	// A DHCP lease replaces the MAC's previous address of the same family.
 	if o.Source == "passive:dhcp" && mac != "" {
 		for i := range a.IPHistory {
 			r := &a.IPHistory[i]
-			if r.Current && r.Value != value && (r.Via == mac || !holdsMAC(a, r.Via)) && r.LastSeen.Before(o.Time) && sameFamily(r.Value, ip) {
+			if r.Current && r.Value != value && (r.Via == mac || !holdsMAC(a, r.Via)) && r.LastSeen.Before(st(o)) && sameFamily(r.Value, ip) {
 				r.Current = false
 				if p, err := netip.ParseAddr(r.Value); err == nil {
 					if h, ok := e.byIP[p]; ok && h.asset == a {
@@ -546,7 +545,7 @@ func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observ
 		}
 	}
 	if mac != "" && !onLinkSource(o.Source) {
-		e.checkGateway(a, mac, o.Time)
+		e.checkGateway(a, mac, st(o))
 	}
 }
 
@@ -565,7 +564,7 @@ func (e *Engine) recordIP(a *Asset, value, mac string, o *discovery.Observation,
 	i := slices.IndexFunc(a.IPHistory, func(r Address) bool { return r.Value == value })
 	if i >= 0 {
 		r := &a.IPHistory[i]
-		stretch(&r.FirstSeen, &r.LastSeen, o.Time)
+		stretch(&r.FirstSeen, &r.LastSeen, st(o))
 		if current {
 			r.Current = true
 			if mac != "" {
@@ -574,12 +573,12 @@ func (e *Engine) recordIP(a *Asset, value, mac string, o *discovery.Observation,
 		}
 		return false
 	}
-	a.IPHistory = append(a.IPHistory, Address{Value: value, VLAN: o.VLAN, Via: mac, Source: o.Source, FirstSeen: o.Time, LastSeen: o.Time, Current: current})
+	a.IPHistory = append(a.IPHistory, Address{Value: value, VLAN: uint16(o.VLAN), Via: mac, Source: S(o.Source), FirstSeen: st(o), LastSeen: st(o), Current: current})
 	return true
 }
 
 // releaseIP records that a no longer holds the IP (another device took it).
-func (e *Engine) releaseIP(a *Asset, value string, at time.Time, to string) {
+func (e *Engine) releaseIP(a *Asset, value string, at Stamp, to string) {
 	for i := range a.IPHistory {
 		if a.IPHistory[i].Value == value && a.IPHistory[i].Current {
 			a.IPHistory[i].Current = false
@@ -591,7 +590,7 @@ func (e *Engine) releaseIP(a *Asset, value string, at time.Time, to string) {
 
 // checkGateway turns a MAC with many IPs into a gateway: the IPs it carried
 // from routed traffic are released, to become devices of their own.
-func (e *Engine) checkGateway(a *Asset, mac string, at time.Time) {
+func (e *Engine) checkGateway(a *Asset, mac string, at Stamp) {
 	if _, ok := e.gateways[mac]; ok {
 		return
 	}
@@ -605,14 +604,14 @@ func (e *Engine) checkGateway(a *Asset, mac string, at time.Time) {
 		return
 	}
 	e.gateways[mac] = a
-	a.Gateways = append(a.Gateways, mac)
-	if a.DeviceType == "" {
-		a.DeviceType = "router"
+	a.rw().Gateways = append(a.rw().Gateways, mac)
+	if a.DeviceType.IsZero() {
+		a.DeviceType = S("router")
 	}
 	released := 0
 	for i := range a.IPHistory {
 		r := &a.IPHistory[i]
-		if r.Via == mac && r.Current && !onLinkSource(r.Source) {
+		if r.Via == mac && r.Current && !onLinkSource(r.Source.String()) {
 			r.Current = false
 			released++
 			if p, err := netip.ParseAddr(r.Value); err == nil {
@@ -628,65 +627,67 @@ func (e *Engine) checkGateway(a *Asset, mac string, at time.Time) {
 // observeDetails records services, vendor, OS and hints.
 func (e *Engine) observeDetails(a *Asset, o *discovery.Observation) {
 	for _, s := range o.Services {
-		i := slices.IndexFunc(a.ServiceList, func(r ServiceRec) bool { return r.Port == s.Port && r.Proto == s.Proto })
+		i := slices.IndexFunc(a.ServiceList, func(r ServiceRec) bool { return r.Port == s.Port && r.Proto.String() == s.Proto })
 		if i < 0 {
-			a.ServiceList = append(a.ServiceList, ServiceRec{Port: s.Port, Proto: s.Proto, Name: s.Name, Product: s.Product,
-				Version: s.Version, CPE: s.CPE, Banner: s.Banner, FirstSeen: o.Time, LastSeen: o.Time, Open: true})
-			e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_service", "service": fmt.Sprintf("%d/%s", s.Port, s.Proto), "product": s.Product, "version": s.Version})
+			a.ServiceList = append(a.ServiceList, ServiceRec{Port: s.Port, Proto: S(s.Proto), Name: S(s.Name), Product: S(s.Product),
+				Version: S(s.Version), CPE: S(s.CPE), Banner: s.Banner, FirstSeen: st(o), LastSeen: st(o), Open: true})
+			e.emit(a, st(o), EventChanged, map[string]string{"change": "new_service", "service": fmt.Sprintf("%d/%s", s.Port, s.Proto), "product": s.Product, "version": s.Version})
 			continue
 		}
 		r := &a.ServiceList[i]
-		newer := !o.Time.Before(r.LastSeen)
-		stretch(&r.FirstSeen, &r.LastSeen, o.Time)
+		newer := !st(o).Before(r.LastSeen)
+		stretch(&r.FirstSeen, &r.LastSeen, st(o))
 		if !newer {
 			continue
 		}
 		if !r.Open {
 			r.Open = true
-			e.emit(a, o.Time, EventChanged, map[string]string{"change": "new_service", "service": fmt.Sprintf("%d/%s", s.Port, s.Proto), "reopened": "true"})
+			e.emit(a, st(o), EventChanged, map[string]string{"change": "new_service", "service": fmt.Sprintf("%d/%s", s.Port, s.Proto), "reopened": "true"})
 		}
-		if s.Version != "" && s.Version != r.Version && r.Version != "" || s.Product != "" && s.Product != r.Product && r.Product != "" {
-			e.emit(a, o.Time, EventChanged, map[string]string{"change": "service_version", "service": fmt.Sprintf("%d/%s", s.Port, s.Proto),
-				"before": strings.TrimSpace(r.Product + " " + r.Version), "after": strings.TrimSpace(s.Product + " " + s.Version)})
+		rp, rv := r.Product.String(), r.Version.String()
+		if s.Version != "" && s.Version != rv && rv != "" || s.Product != "" && s.Product != rp && rp != "" {
+			e.emit(a, st(o), EventChanged, map[string]string{"change": "service_version", "service": fmt.Sprintf("%d/%s", s.Port, s.Proto),
+				"before": strings.TrimSpace(rp + " " + rv), "after": strings.TrimSpace(s.Product + " " + s.Version)})
 		}
-		r.Name, r.Product, r.Version = cmp.Or(s.Name, r.Name), cmp.Or(s.Product, r.Product), cmp.Or(s.Version, r.Version)
-		r.CPE, r.Banner = cmp.Or(s.CPE, r.CPE), cmp.Or(s.Banner, r.Banner)
+		r.Name, r.Product, r.Version = S(cmp.Or(s.Name, r.Name.String())), S(cmp.Or(s.Product, rp)), S(cmp.Or(s.Version, rv))
+		r.CPE, r.Banner = S(cmp.Or(s.CPE, r.CPE.String())), cmp.Or(s.Banner, r.Banner)
 	}
 	if o.PortsScanned != "" {
 		scanned := parsePorts(o.PortsScanned)
 		for i := range a.ServiceList {
 			r := &a.ServiceList[i]
-			if !r.Open || r.Proto != "tcp" || !scanned(r.Port) || !r.LastSeen.Before(o.Time) {
+			if !r.Open || r.Proto.String() != "tcp" || !scanned(r.Port) || !r.LastSeen.Before(st(o)) {
 				continue
 			}
-			if slices.ContainsFunc(o.Services, func(s discovery.Service) bool { return s.Port == r.Port && s.Proto == r.Proto }) {
+			if slices.ContainsFunc(o.Services, func(s discovery.Service) bool { return s.Port == r.Port && s.Proto == r.Proto.String() }) {
 				continue
 			}
 			r.Open = false
-			e.emit(a, o.Time, EventChanged, map[string]string{"change": "closed_service", "service": fmt.Sprintf("%d/%s", r.Port, r.Proto)})
+			e.emit(a, st(o), EventChanged, map[string]string{"change": "closed_service", "service": fmt.Sprintf("%d/%s", r.Port, r.Proto)})
 		}
 	}
-	if o.Vendor != "" && o.Vendor != a.Vendor {
-		if a.Vendor != "" {
-			e.emit(a, o.Time, EventChanged, map[string]string{"change": "vendor", "before": a.Vendor, "after": o.Vendor})
+	if o.Vendor != "" && o.Vendor != a.Vendor.String() {
+		if !a.Vendor.IsZero() {
+			e.emit(a, st(o), EventChanged, map[string]string{"change": "vendor", "before": a.Vendor.String(), "after": o.Vendor})
 		}
-		a.Vendor = o.Vendor
+		a.Vendor = S(o.Vendor)
 	}
-	if o.OS != "" && o.OS != a.OS {
-		if a.OS != "" {
-			e.emit(a, o.Time, EventChanged, map[string]string{"change": "os", "before": a.OS, "after": o.OS})
+	if o.OS != "" && o.OS != a.OS.String() {
+		if !a.OS.IsZero() {
+			e.emit(a, st(o), EventChanged, map[string]string{"change": "os", "before": a.OS.String(), "after": o.OS})
 		}
-		a.OS = o.OS
+		a.OS = S(o.OS)
 	}
 	for _, h := range o.Hints {
-		i := slices.IndexFunc(a.Hints, func(r HintRec) bool { return r.Kind == h.Kind })
+		x := a.rw()
+		i := slices.IndexFunc(x.Hints, func(r HintRec) bool { return r.Kind.String() == h.Kind })
 		if i < 0 {
-			a.Hints = append(a.Hints, HintRec{Kind: h.Kind, Value: h.Value, Confidence: h.Confidence, Source: h.Source, LastSeen: o.Time})
-		} else if h.Confidence >= a.Hints[i].Confidence {
-			a.Hints[i] = HintRec{Kind: h.Kind, Value: h.Value, Confidence: h.Confidence, Source: h.Source, LastSeen: o.Time}
+			x.Hints = append(x.Hints, HintRec{Kind: S(h.Kind), Value: S(h.Value), Confidence: h.Confidence, Source: S(h.Source), LastSeen: st(o)})
+		} else if h.Confidence >= x.Hints[i].Confidence {
+			x.Hints[i] = HintRec{Kind: S(h.Kind), Value: S(h.Value), Confidence: h.Confidence, Source: S(h.Source), LastSeen: st(o)}
 		}
-		if h.Kind == "device_type" && (a.DeviceType == "" || h.Confidence >= 0.5) {
-			a.DeviceType = h.Value
+		if h.Kind == "device_type" && (a.DeviceType.IsZero() || h.Confidence >= 0.5) {
+			a.DeviceType = S(h.Value)
 		}
 	}
 }
@@ -719,21 +720,22 @@ func parsePorts(spec string) func(int) bool {
 }
 
 func (e *Engine) refreshIdentity(a *Asset) {
-	if a.Identity == IdentityAmbiguous {
+	if a.Identity == symAmbiguous {
 		return
 	}
 	strong := slices.ContainsFunc(a.Idents, func(x Ident) bool {
-		return x.Kind == "serial" || x.Kind == "ssh_hostkey" || x.Kind == "tls_cert"
+		k := x.Kind.String()
+		return k == "serial" || k == "ssh_hostkey" || k == "tls_cert"
 	}) || slices.ContainsFunc(a.MACHistory, func(m Address) bool { return !discovery.LocallyAdministered(m.Value) })
 	if strong {
-		a.Identity = IdentityStrong
+		a.Identity = symStrong
 	} else {
-		a.Identity = IdentityWeak
+		a.Identity = symWeak
 	}
 }
 
 // merge moves everything of b into a and forgets b.
-func (e *Engine) merge(a, b *Asset, at time.Time, by, reason string) {
+func (e *Engine) merge(a, b *Asset, at Stamp, by, reason string) {
 	for _, m := range b.MACHistory {
 		if i := slices.IndexFunc(a.MACHistory, func(x Address) bool { return x.Value == m.Value }); i >= 0 {
 			x := &a.MACHistory[i]
@@ -758,10 +760,8 @@ func (e *Engine) merge(a, b *Asset, at time.Time, by, reason string) {
 		if !slices.ContainsFunc(a.Names, func(x Name) bool { return x.Name == n.Name }) {
 			a.Names = append(a.Names, n)
 		}
-		e.byName[n.Name] = slices.DeleteFunc(e.byName[n.Name], func(x *Asset) bool { return x == b })
-		if !slices.Contains(e.byName[n.Name], a) {
-			e.byName[n.Name] = append(e.byName[n.Name], a)
-		}
+		e.byName.remove(n.Name, b)
+		e.byName.add(n.Name, a)
 	}
 	for _, s := range b.ServiceList {
 		if !slices.ContainsFunc(a.ServiceList, func(x ServiceRec) bool { return x.Port == s.Port && x.Proto == s.Proto }) {
@@ -781,14 +781,19 @@ func (e *Engine) merge(a, b *Asset, at time.Time, by, reason string) {
 			a.SourceList = append(a.SourceList, s)
 		}
 	}
-	a.Gateways = append(a.Gateways, b.Gateways...)
-	a.KeepApart = append(a.KeepApart, b.KeepApart...)
+	if b.AssetExtra != nil {
+		a.rw().Gateways = append(a.rw().Gateways, b.Gateways...)
+		a.rw().KeepApart = append(a.rw().KeepApart, b.KeepApart...)
+		if len(a.rw().Hints) == 0 {
+			a.rw().Hints = b.Hints
+		}
+	}
 	a.Vendor, a.OS, a.DeviceType = cmp.Or(a.Vendor, b.Vendor), cmp.Or(a.OS, b.OS), cmp.Or(a.DeviceType, b.DeviceType)
 	stretch(&a.FirstSeen, &a.LastSeen, b.FirstSeen)
 	stretch(&a.FirstSeen, &a.LastSeen, b.LastSeen)
 	for _, k := range assetKeys(b) {
-		if e.byKey[k] == b {
-			e.byKey[k] = a
+		if e.byKey.get(k) == b {
+			e.byKey.set(k, a)
 		}
 	}
 	for _, r := range b.IPHistory {
@@ -798,7 +803,7 @@ func (e *Engine) merge(a, b *Asset, at time.Time, by, reason string) {
 			}
 		}
 	}
-	for _, mac := range b.Gateways {
+	for _, mac := range b.ro().Gateways {
 		e.gateways[mac] = a
 	}
 	delete(e.assets, b.ID)
@@ -807,5 +812,5 @@ func (e *Engine) merge(a, b *Asset, at time.Time, by, reason string) {
 	a.dirty = true
 	e.refreshIdentity(a)
 	e.emit(a, at, EventMerged, map[string]string{"merged_asset": b.ID, "by": by, "reason": reason})
-	e.events = append(e.events, Event{AssetID: b.ID, Time: at, Kind: EventMergedAway, Detail: map[string]string{"into": a.ID, "by": by}})
+	e.events = append(e.events, Event{AssetID: b.ID, Time: at.Time(), Kind: EventMergedAway, Detail: map[string]string{"into": a.ID, "by": by}})
 }

@@ -91,7 +91,7 @@ func TestPhoneRotatingMACs(t *testing.T) {
 	if s := a.Summary(); !slices.Equal(s.MACs, []string{"0a:12:34:56:78:9a"}) || !slices.Equal(s.IPs, []string{"10.20.0.52"}) {
 		t.Errorf("phone holds MACs %v and IPs %v, want only the newest of each", s.MACs, s.IPs)
 	}
-	if a.Identity != IdentityWeak {
+	if a.Identity.String() != IdentityWeak {
 		t.Errorf("identity %q: randomised MACs are not strong identity", a.Identity)
 	}
 	// Another device with the same hostname but no corroboration stays apart.
@@ -115,7 +115,7 @@ func TestRouterWithRoutedIPs(t *testing.T) {
 		t.Fatalf("%d assets, want one router plus 200", e.Len())
 	}
 	r := withMAC(e, router)
-	if len(r) != 1 || r[0].DeviceType != "router" || !slices.Equal(r[0].Summary().IPs, []string{"10.0.0.1"}) {
+	if len(r) != 1 || r[0].DeviceType.String() != "router" || !slices.Equal(r[0].Summary().IPs, []string{"10.0.0.1"}) {
 		t.Fatalf("router %+v", r[0].Summary())
 	}
 }
@@ -135,7 +135,7 @@ func TestMultiHomedBySSHKey(t *testing.T) {
 	}
 	var a *Asset
 	e.Assets(func(x *Asset) { a = x })
-	if s := a.Summary(); len(s.MACs) != 2 || len(s.IPs) != 2 || a.Identity != IdentityStrong {
+	if s := a.Summary(); len(s.MACs) != 2 || len(s.IPs) != 2 || a.Identity.String() != IdentityStrong {
 		t.Fatalf("multi-homed host %+v identity %s", s, a.Identity)
 	}
 	evs := e.TakeEvents()
@@ -202,7 +202,7 @@ func TestConflictingStrongIdentifiersHeldAmbiguous(t *testing.T) {
 	}
 	n := 0
 	e.Assets(func(x *Asset) {
-		if x.Identity == IdentityAmbiguous && x.Status == StatusUnknown {
+		if x.Identity.String() == IdentityAmbiguous && x.Status.String() == StatusUnknown {
 			n++
 		}
 	})

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -89,7 +90,7 @@ func Open(ctx context.Context, opts ServiceOptions) (*Inventory, error) {
 	}
 	started := time.Now()
 	err := inv.q.loadAssets(ctx, func(a *Asset) {
-		a.writtenIPs = strings.Join(a.Summary().IPs, " ")
+		a.writtenIPs = ipsHash(a.Summary().IPs)
 		inv.engine.Load(a)
 	})
 	if err != nil {
@@ -208,7 +209,7 @@ func (inv *Inventory) flushOnce(ctx context.Context) error {
 			continue
 		}
 		set.rows = append(set.rows, row)
-		if ips := strings.Join(row.ipKeys, " "); ips != a.writtenIPs {
+		if ipsHash(row.ipKeys) != a.writtenIPs {
 			set.ipsFor = append(set.ipsFor, row)
 		}
 	}
@@ -233,9 +234,9 @@ func (inv *Inventory) flushOnce(ctx context.Context) error {
 		}
 		inv.engine.PutBackEvents(events, merges)
 	} else {
-		ipsFor := make(map[string]string, len(set.ipsFor))
+		ipsFor := make(map[string]uint64, len(set.ipsFor))
 		for _, r := range set.ipsFor {
-			ipsFor[r.ID] = strings.Join(r.ipKeys, " ")
+			ipsFor[r.ID] = ipsHash(r.ipKeys)
 		}
 		for _, a := range dirty {
 			if ips, ok := ipsFor[a.ID]; ok {
@@ -544,4 +545,18 @@ func (inv *Inventory) Len() int {
 	inv.mu.Lock()
 	defer inv.mu.Unlock()
 	return inv.engine.Len()
+}
+
+// ipsHash sums a list of IPs (or their keys) so that a changed list can be
+// told from an unchanged one without keeping a copy.
+func ipsHash(ips []string) uint64 {
+	h := fnv.New64a()
+	for _, ip := range ips {
+		if k, ok := ipKey(ip); ok {
+			ip = k
+		}
+		h.Write([]byte(ip))
+		h.Write([]byte{0})
+	}
+	return h.Sum64()
 }

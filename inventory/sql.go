@@ -47,9 +47,9 @@ func toRow(a *Asset) (assetRow, error) {
 	for _, v := range s.MACs {
 		search.WriteString(v + " ")
 	}
-	search.WriteString(strings.ToLower(a.Vendor + " " + a.OS))
-	row := assetRow{ID: a.ID, Status: a.Status, Identity: a.Identity, Missing: a.Missing,
-		FirstSeen: a.FirstSeen.UTC(), LastSeen: a.LastSeen.UTC(), Search: strings.TrimSpace(search.String()),
+	search.WriteString(strings.ToLower(a.Vendor.String() + " " + a.OS.String()))
+	row := assetRow{ID: a.ID, Status: a.Status.String(), Identity: a.Identity.String(), Missing: a.Missing,
+		FirstSeen: a.FirstSeen.Time(), LastSeen: a.LastSeen.Time(), Search: strings.TrimSpace(search.String()),
 		Sources: " " + strings.Join(s.Sources, " ") + " ", Doc: string(doc)}
 	for _, ip := range s.IPs {
 		if k, ok := ipKey(ip); ok {
