@@ -90,7 +90,7 @@ func (h *inventoryAPI) postObservations(w http.ResponseWriter, r *http.Request) 
 		return BadRequest(errs...)
 	}
 	tok, _ := TokenFrom(r.Context())
-	res, err := h.inv.Ingest(r.Context(), req.BatchID, "token:"+tok.Name, obs)
+	res, err := h.inv.Ingest(r.Context(), req.BatchID, "token:"+tok.Name, obs, r.URL.Query().Get("wait") == "true")
 	if errors.Is(err, inventory.ErrUnavailable) {
 		return NewProblem(http.StatusServiceUnavailable, "the store cannot take the batch now; nothing was accepted, send it again")
 	}

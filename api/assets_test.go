@@ -36,7 +36,7 @@ func TestObservationsAndAssets(t *testing.T) {
 			{"source": "passive:arp", "time": "2026-11-20T10:06:00Z", "mac": "00:16:3e:00:00:02", "ip": "10.20.0.11"},
 		}}
 		wantProblem(t, viewer.Do("POST", "/api/v1/observations", batch), 403, "needs operator")
-		r := op.Do("POST", "/api/v1/observations", batch)
+		r := op.Do("POST", "/api/v1/observations?wait=true", batch)
 		if r.Status != 200 {
 			t.Fatalf("ingest: %d %s", r.Status, r.Body)
 		}
@@ -48,7 +48,7 @@ func TestObservationsAndAssets(t *testing.T) {
 		if res.Accepted != 3 || res.Duplicate {
 			t.Fatalf("ingest result %+v", res)
 		}
-		r = op.Do("POST", "/api/v1/observations", batch)
+		r = op.Do("POST", "/api/v1/observations?wait=true", batch)
 		r.JSON(t, &res)
 		if r.Status != 200 || !res.Duplicate || res.Accepted != 0 {
 			t.Fatalf("second ingest: %d %+v", r.Status, res)
@@ -148,7 +148,7 @@ func TestBadObservations(t *testing.T) {
 		}
 	}
 	// Nothing of a rejected batch is kept: the same id is accepted afterwards.
-	r := op.Do("POST", "/api/v1/observations", `{"batch_id":"x","observations":[`+good+`]}`)
+	r := op.Do("POST", "/api/v1/observations?wait=true", `{"batch_id":"x","observations":[`+good+`]}`)
 	if r.Status != 200 || !strings.Contains(string(r.Body), `"accepted":1`) {
 		t.Fatalf("good batch after bad ones: %d %s", r.Status, r.Body)
 	}

@@ -53,6 +53,8 @@ type Asset struct {
 	*AssetExtra
 
 	dirty bool
+	// fresh: created and not yet taken for writing.
+	fresh bool
 	// writtenIPs is a hash of the current IPs as last written to the store.
 	writtenIPs uint64
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/pprof"
+	"strconv"
 	"testing"
 	"time"
 
@@ -51,7 +52,11 @@ func fleet(n int, seed uint64) []discovery.Observation {
 func BenchmarkIngest100k(b *testing.B) {
 	for _, k := range storetest.Kinds {
 		b.Run(string(k), func(b *testing.B) {
-			obs := fleet(100_000, 7)
+			n := 100_000
+			if v, err := strconv.Atoi(os.Getenv("RECKON_BENCH_DEVICES")); err == nil {
+				n = v
+			}
+			obs := fleet(n, 7)
 			const batch = 5000
 			b.ResetTimer()
 			for range b.N {
@@ -65,8 +70,8 @@ func BenchmarkIngest100k(b *testing.B) {
 				b.StartTimer()
 				start := time.Now()
 				for i := 0; i < len(obs); i += batch {
-					res, err := inv.Ingest(context.Background(), fmt.Sprintf("b%d", i), "bench", obs[i:min(i+batch, len(obs))])
-					if err != nil || res.Pending {
+					res, err := inv.Ingest(context.Background(), fmt.Sprintf("b%d", i), "bench", obs[i:min(i+batch, len(obs))], false)
+					if err != nil || res.Accepted == 0 {
 						b.Fatalf("ingest: %v %+v", err, res)
 					}
 				}
@@ -75,8 +80,11 @@ func BenchmarkIngest100k(b *testing.B) {
 				}
 				el := time.Since(start)
 				b.ReportMetric(float64(len(obs))/el.Seconds(), "obs/s")
-				if inv.Len() != 100_000 {
-					b.Fatalf("%d assets, want 100000", inv.Len())
+				rows, flushes := inv.WriteStats()
+				b.ReportMetric(float64(rows), "rows")
+				b.ReportMetric(float64(flushes), "flushes")
+				if inv.Len() != n {
+					b.Fatalf("%d assets, want %d", inv.Len(), n)
 				}
 			}
 		})

@@ -78,7 +78,7 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, when time.Time) (*A
 	for i := range spec.Hostnames {
 		spec.Hostnames[i] = strings.ToLower(strings.TrimSpace(spec.Hostnames[i]))
 	}
-	b := &Asset{ID: e.newID(), Status: symNew, Identity: symWeak, FirstSeen: at, LastSeen: 0, dirty: true}
+	b := &Asset{ID: e.newID(), Status: symNew, Identity: symWeak, FirstSeen: at, LastSeen: 0}
 	moved := 0
 	move := func(list []Address, names []string) (keep, out []Address) {
 		for _, r := range list {
@@ -130,6 +130,7 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, when time.Time) (*A
 		b.LastSeen = at
 	}
 	e.assets[b.ID] = b
+	e.markDirty(b)
 	for _, k := range assetKeys(b) {
 		e.byKey.set(k, b)
 	}
@@ -154,7 +155,7 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, when time.Time) (*A
 	}
 	e.refreshIdentity(a)
 	e.refreshIdentity(b)
-	a.dirty = true
+	e.markDirty(a)
 	e.emit(a, at, EventSplit, map[string]string{"new_asset": b.ID, "by": by})
 	e.emit(b, at, EventCreated, map[string]string{"split_from": a.ID, "by": by})
 	return a, b, nil
@@ -177,7 +178,7 @@ func (e *Engine) MarkMissing(now time.Time) int {
 	for _, a := range e.assets {
 		if !a.Missing && at.Sub(a.LastSeen) > e.opts.MissingAfter {
 			a.Missing = true
-			a.dirty = true
+			e.markDirty(a)
 			e.emit(a, at, EventNotSeen, map[string]string{"last_seen": a.LastSeen.Time().Format(time.RFC3339)})
 			n++
 		}

@@ -69,6 +69,8 @@ type Engine struct {
 	events   []Event
 	// merged maps an absorbed asset's id to the one it went into.
 	merged map[string]string
+	// dirty lists the assets changed since the last TakeDirty.
+	dirty []*Asset
 	// mergesPending are merges not yet taken by TakeMerges: {from, into}.
 	mergesPending [][2]string
 	newID         func() string
@@ -181,7 +183,15 @@ func (e *Engine) TakeMerges() [][2]string {
 // MarkDirty marks an asset changed again (a failed write is retried).
 func (e *Engine) MarkDirty(id string) {
 	if a, ok := e.assets[id]; ok {
+		e.markDirty(a)
+	}
+}
+
+// markDirty queues a changed asset for the next write.
+func (e *Engine) markDirty(a *Asset) {
+	if !a.dirty {
 		a.dirty = true
+		e.dirty = append(e.dirty, a)
 	}
 }
 
@@ -193,17 +203,24 @@ func (e *Engine) PutBackEvents(ev []Event, merges [][2]string) {
 
 // TakeDirty returns the assets changed since the last call and marks them clean.
 func (e *Engine) TakeDirty() []*Asset {
-	var out []*Asset
-	for _, a := range e.assets {
-		if a.dirty {
-			a.dirty = false
+	out := make([]*Asset, 0, len(e.dirty))
+	for _, a := range e.dirty {
+		a.dirty, a.fresh = false, false
+		// An asset merged away since it changed is deleted, not written.
+		if e.assets[a.ID] == a {
 			out = append(out, a)
 		}
 	}
+	e.dirty = e.dirty[:0]
 	return out
 }
 
 func (e *Engine) emit(a *Asset, at Stamp, kind string, detail map[string]string) {
+	if kind == EventChanged && a.fresh {
+		// Not yet written since it was created: "asset_created" will carry
+		// it whole; what it learned meanwhile is in its histories.
+		return
+	}
 	e.events = append(e.events, Event{AssetID: a.ID, Time: at.Time(), Kind: kind, Detail: detail})
 }
 
@@ -377,7 +394,7 @@ func (e *Engine) markAmbiguous(a *Asset, at Stamp, with string) {
 	if a.Status == symNew {
 		a.Status = symUnknown
 	}
-	a.dirty = true
+	e.markDirty(a)
 	d := map[string]string{"reason": "observations point at more than one asset"}
 	if with != "" {
 		d["other_asset"] = with
@@ -386,8 +403,9 @@ func (e *Engine) markAmbiguous(a *Asset, at Stamp, with string) {
 }
 
 func (e *Engine) newAsset(at Stamp) *Asset {
-	a := &Asset{ID: e.newID(), Status: symNew, Identity: symWeak, FirstSeen: at, LastSeen: at, dirty: true}
+	a := &Asset{ID: e.newID(), Status: symNew, Identity: symWeak, FirstSeen: at, LastSeen: at, fresh: true}
 	e.assets[a.ID] = a
+	e.markDirty(a)
 	e.emit(a, at, EventCreated, nil)
 	return a
 }
@@ -404,7 +422,7 @@ func (e *Engine) touch(a *Asset, o *discovery.Observation, mac string) {
 		a.Missing = false
 		e.emit(a, st(o), EventChanged, map[string]string{"change": "seen_again"})
 	}
-	a.dirty = true
+	e.markDirty(a)
 	src := S(o.Source)
 	i := slices.IndexFunc(a.SourceList, func(s SourceRec) bool { return s.Source == src })
 	if i < 0 {
@@ -516,12 +534,18 @@ func (e *Engine) bindIdentifiers(a *Asset, o *discovery.Observation, mac string)
 func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observation) {
 	value := ip.String()
 	if h, ok := e.byIP[ip]; ok && h.asset != a {
-		if st(o).Before(h.last) {
+		switch {
+		case mac != "" && len(h.asset.MACHistory) == 0 && absDur(st(o).Sub(h.last)) <= e.opts.LeaseWindow && e.mergeable(a, h.asset):
+			// The holder is known only by this IP (a routed sweep saw it
+			// first): by the IP rule it is this device.
+			e.merge(a, h.asset, st(o), "identity", "held the same IP within the lease window")
+		case st(o).Before(h.last):
 			// An older sighting than the current holder's: history only.
 			e.recordIP(a, value, mac, o, false)
 			return
+		default:
+			e.releaseIP(h.asset, value, st(o), a.ID)
 		}
-		e.releaseIP(h.asset, value, st(o), a.ID)
 	}
 	if h, ok := e.byIP[ip]; !ok || h.asset != a || st(o).After(h.last) {
 		e.byIP[ip] = ipHold{asset: a, last: st(o)}
@@ -547,6 +571,13 @@ func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observ
 	if mac != "" && !onLinkSource(o.Source) {
 		e.checkGateway(a, mac, st(o))
 	}
+}
+
+func absDur(d time.Duration) time.Duration {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // holdsMAC says whether a holds mac now (an empty mac is held by nobody).
@@ -582,7 +613,7 @@ func (e *Engine) releaseIP(a *Asset, value string, at Stamp, to string) {
 	for i := range a.IPHistory {
 		if a.IPHistory[i].Value == value && a.IPHistory[i].Current {
 			a.IPHistory[i].Current = false
-			a.dirty = true
+			e.markDirty(a)
 			e.emit(a, at, EventChanged, map[string]string{"change": "ip_moved", "ip": value, "to_asset": to})
 		}
 	}
@@ -809,7 +840,7 @@ func (e *Engine) merge(a, b *Asset, at Stamp, by, reason string) {
 	delete(e.assets, b.ID)
 	e.merged[b.ID] = a.ID
 	e.mergesPending = append(e.mergesPending, [2]string{b.ID, a.ID})
-	a.dirty = true
+	e.markDirty(a)
 	e.refreshIdentity(a)
 	e.emit(a, at, EventMerged, map[string]string{"merged_asset": b.ID, "by": by, "reason": reason})
 	e.events = append(e.events, Event{AssetID: b.ID, Time: at.Time(), Kind: EventMergedAway, Detail: map[string]string{"into": a.ID, "by": by}})

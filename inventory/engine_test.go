@@ -251,6 +251,7 @@ func TestServicesOpenAndClose(t *testing.T) {
 	o.PortsScanned = "1-1024"
 	a := e.Apply(o)
 	e.TakeEvents()
+	e.TakeDirty() // written: later changes are events of their own
 	o2 := ob(at(1), "active:nmap", "", "10.0.0.5")
 	o2.Services = []discovery.Service{{Port: 22, Proto: "tcp", Product: "OpenSSH", Version: "9.6"}}
 	o2.PortsScanned = "1-1024"
@@ -276,5 +277,44 @@ func TestMarkMissing(t *testing.T) {
 	e.Apply(ob(at(73), "passive:arp", "00:16:3e:00:00:01", "10.0.0.1"))
 	if a.Missing {
 		t.Fatal("seen again but still missing")
+	}
+}
+
+// A routed sweep sees the IP before the sensor sees the MAC: one device.
+func TestIPOnlyThenMAC(t *testing.T) {
+	e := NewEngine(Options{})
+	o := ob(at(0), "active:nmap", "", "10.0.0.7")
+	o.Services = []discovery.Service{{Port: 22, Proto: "tcp"}}
+	e.Apply(o)
+	e.Apply(ob(at(1), "passive:arp", "00:16:3e:00:00:07", "10.0.0.7"))
+	if e.Len() != 1 {
+		t.Fatalf("%d assets, want 1", e.Len())
+	}
+	var a *Asset
+	e.Assets(func(x *Asset) { a = x })
+	if s := a.Summary(); len(s.Services) != 1 || len(s.MACs) != 1 {
+		t.Fatalf("%+v", s)
+	}
+	// Past the lease window the IP-only device stays apart.
+	e.Apply(ob(at(10), "active:nmap", "", "10.0.0.8"))
+	e.Apply(ob(at(100), "passive:arp", "00:16:3e:00:00:08", "10.0.0.8"))
+	if e.Len() != 3 {
+		t.Fatalf("%d assets, want 3", e.Len())
+	}
+}
+
+// Changes to an asset not yet written are not events of their own: its
+// creation event carries it whole.
+func TestFreshAssetChangesFoldIntoCreation(t *testing.T) {
+	e := NewEngine(Options{})
+	e.Apply(ob(at(0), "passive:arp", "00:16:3e:00:00:01", "10.0.0.1"))
+	e.Apply(ob(at(1), "passive:dhcp", "00:16:3e:00:00:01", "10.0.0.1", "alpha"))
+	if evs := e.TakeEvents(); len(evs) != 1 || evs[0].Kind != EventCreated {
+		t.Fatalf("events %+v, want one creation", evs)
+	}
+	e.TakeDirty()
+	e.Apply(ob(at(2), "passive:dhcp", "00:16:3e:00:00:01", "10.0.0.1", "alpha", "alpha2"))
+	if evs := e.TakeEvents(); len(evs) != 1 || evs[0].Detail["change"] != "new_hostname" {
+		t.Fatalf("events %+v, want new_hostname", evs)
 	}
 }

@@ -53,6 +53,10 @@ type Inventory struct {
 	flushed    chan struct{} // closed and replaced after each flush attempt
 	flushErr   error
 
+	// rowsWritten and flushes count asset rows written and write transactions.
+	rowsWritten, flushes int64
+	lastFlush            time.Duration
+
 	kick    chan struct{}
 	stop    chan struct{}
 	done    chan struct{}
@@ -158,14 +162,21 @@ func (inv *Inventory) Stop(ctx context.Context) error {
 
 func (inv *Inventory) flushLoop() {
 	defer close(inv.done)
-	t := time.NewTicker(inv.opts.FlushInterval)
-	defer t.Stop()
 	backoff := time.Duration(0)
 	for {
+		// Under load, wait at least twice as long as the last write took:
+		// the writer stays at most half busy and more changes to the same
+		// asset coalesce into one write.
+		inv.flushMu.Lock()
+		wait := max(inv.opts.FlushInterval, 2*inv.lastFlush)
+		inv.flushMu.Unlock()
+		t := time.NewTimer(wait)
 		select {
 		case <-inv.stop:
+			t.Stop()
 			return
 		case <-inv.kick:
+			t.Stop()
 		case <-t.C:
 		}
 		if backoff > 0 {
@@ -252,6 +263,11 @@ func (inv *Inventory) flushOnce(ctx context.Context) error {
 	if err == nil && seq > inv.flushedSeq {
 		inv.flushedSeq = seq
 	}
+	if err == nil && len(set.rows) > 0 {
+		inv.rowsWritten += int64(len(set.rows))
+		inv.flushes++
+		inv.lastFlush = time.Since(started)
+	}
 	inv.flushErr = err
 	close(inv.flushed)
 	inv.flushed = make(chan struct{})
@@ -300,8 +316,14 @@ type IngestResult struct {
 
 // Ingest stores a batch of normalised observations and folds it into the
 // assets. The same batch id twice is applied once. When it returns without
-// error the batch is durable; unless Pending, its assets are written too.
-func (inv *Inventory) Ingest(ctx context.Context, batchID, by string, obs []discovery.Observation) (IngestResult, error) {
+// error the batch is durable (replayed on start if the assets were not
+// written); unless Pending, its assets are written too.
+//
+// With wait false it returns once the batch is durable and folded into the
+// assets in memory; the writer stores the changed assets within the flush
+// interval, coalesced with other batches (Pending is true). With wait true
+// it returns once the assets are stored too.
+func (inv *Inventory) Ingest(ctx context.Context, batchID, by string, obs []discovery.Observation, wait bool) (IngestResult, error) {
 	res := IngestResult{BatchID: batchID}
 	started := time.Now()
 	inv.mu.Lock()
@@ -330,6 +352,11 @@ func (inv *Inventory) Ingest(ctx context.Context, batchID, by string, obs []disc
 		if err := inv.flushOnce(ctx); err != nil {
 			res.Pending = true
 		}
+		return res, nil
+	}
+	if !wait {
+		res.Pending = seq > inv.flushedSeqNow()
+		inv.metrics.ingestDuration.Observe(time.Since(started).Seconds())
 		return res, nil
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
@@ -559,4 +586,12 @@ func ipsHash(ips []string) uint64 {
 		h.Write([]byte{0})
 	}
 	return h.Sum64()
+}
+
+// WriteStats says how many asset rows the writer wrote, in how many
+// transactions: with the observation count, how well changes coalesce.
+func (inv *Inventory) WriteStats() (rows, flushes int64) {
+	inv.flushMu.Lock()
+	defer inv.flushMu.Unlock()
+	return inv.rowsWritten, inv.flushes
 }

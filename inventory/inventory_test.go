@@ -41,7 +41,7 @@ func open(t *testing.T, s *store.Store) *inventory.Inventory {
 
 func ingest(t *testing.T, inv *inventory.Inventory, id string, o ...discovery.Observation) inventory.IngestResult {
 	t.Helper()
-	res, err := inv.Ingest(context.Background(), id, "test", o)
+	res, err := inv.Ingest(context.Background(), id, "test", o, true)
 	if err != nil {
 		t.Fatal(err)
 	}

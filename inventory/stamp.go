@@ -35,7 +35,12 @@ func (s Stamp) After(u Stamp) bool           { return s > u }
 func (s Stamp) Equal(u Stamp) bool           { return s == u }
 func (s Stamp) IsZero() bool                 { return s == 0 }
 func (s Stamp) Sub(u Stamp) time.Duration    { return time.Duration(s - u) }
-func (s Stamp) MarshalJSON() ([]byte, error) { return json.Marshal(s.Time()) }
+func (s Stamp) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 32)
+	b = append(b, '"')
+	b = s.Time().AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), nil
+}
 
 func (s *Stamp) UnmarshalJSON(b []byte) error {
 	var t time.Time

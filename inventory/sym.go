@@ -26,7 +26,18 @@ func (s Sym) String() string {
 	return s.h.Value()
 }
 
-func (s Sym) MarshalJSON() ([]byte, error) { return json.Marshal(s.String()) }
+func (s Sym) MarshalJSON() ([]byte, error) {
+	v := s.String()
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < 0x20 || c == '"' || c == '\\' || c >= 0x7f || c == '<' || c == '>' || c == '&' {
+			return json.Marshal(v)
+		}
+	}
+	b := make([]byte, 0, len(v)+2)
+	b = append(b, '"')
+	b = append(b, v...)
+	return append(b, '"'), nil
+}
 
 func (s *Sym) UnmarshalJSON(b []byte) error {
 	var v string

@@ -56,7 +56,7 @@ func TestAssetsCommands(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(tok+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if code, body := s.post("/api/v1/observations", tok, threeObservations); code != 200 && code != 202 {
+	if code, body := s.post("/api/v1/observations?wait=true", tok, threeObservations); code != 200 && code != 202 {
 		t.Fatalf("observations: %d %s", code, body)
 	}
 	env := cleanEnv()

@@ -95,7 +95,8 @@ func Open(ctx context.Context, opts Options) (*Store, error) {
 		// WAL lets a second process (reckon token, reckon migrate) read and
 		// write beside a running server; busy_timeout waits out its locks.
 		dsn := "file:" + opts.Path + "?_pragma=journal_mode(WAL)&_pragma=busy_timeout(10000)" +
-			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+			"&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)" +
+			"&_pragma=cache_size(-65536)&_pragma=mmap_size(268435456)&_txlock=immediate"
 		if db, err = sql.Open("sqlite", dsn); err != nil {
 			return nil, fmt.Errorf("SQLite file %s: %w", opts.Path, err)
 		}

@@ -31,6 +31,8 @@ CREATE TABLE asset_merges (
     merged_at TIMESTAMPTZ NOT NULL
 );
 
+CREATE INDEX asset_merges_by_into ON asset_merges (into_id);
+
 -- Change events: the timeline of each asset and the feed for later stages.
 CREATE TABLE asset_events (
     id       BIGSERIAL PRIMARY KEY,
