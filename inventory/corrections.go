@@ -31,6 +31,7 @@ func (e *Engine) Merge(into, other, by string, when time.Time) (*Asset, error) {
 	if a == b {
 		return nil, fmt.Errorf("%w: an asset cannot be merged into itself", ErrInvalid)
 	}
+	b.fresh = false // an analyst's merge is always on the record
 	if a.AssetExtra != nil {
 		a.KeepApart = slices.DeleteFunc(a.KeepApart, func(id string) bool { return id == other })
 	}

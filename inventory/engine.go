@@ -69,6 +69,8 @@ type Engine struct {
 	events   []Event
 	// merged maps an absorbed asset's id to the one it went into.
 	merged map[string]string
+	// discarded are assets merged away before they were ever written.
+	discarded map[string]struct{}
 	// dirty lists the assets changed since the last TakeDirty.
 	dirty []*Asset
 	// mergesPending are merges not yet taken by TakeMerges: {from, into}.
@@ -95,6 +97,7 @@ func NewEngine(opts Options) *Engine {
 		opts: opts, junk: map[string]bool{},
 		assets: map[string]*Asset{}, byKey: newKeyIndex(), byIP: map[netip.Addr]ipHold{},
 		byName: newNameIndex(), gateways: map[string]*Asset{}, merged: map[string]string{},
+		discarded: map[string]struct{}{},
 		newID: func() string { return uuid.Must(uuid.NewV7()).String() },
 	}
 	for _, j := range opts.JunkSerials {
@@ -170,6 +173,13 @@ func (e *Engine) JunkSerial(s string) bool {
 func (e *Engine) TakeEvents() []Event {
 	ev := e.events
 	e.events = nil
+	if len(e.discarded) > 0 {
+		ev = slices.DeleteFunc(ev, func(x Event) bool {
+			_, gone := e.discarded[x.AssetID]
+			return gone
+		})
+		clear(e.discarded)
+	}
 	return ev
 }
 
@@ -838,6 +848,14 @@ func (e *Engine) merge(a, b *Asset, at Stamp, by, reason string) {
 		e.gateways[mac] = a
 	}
 	delete(e.assets, b.ID)
+	if b.fresh {
+		// b was never written nor shown: it leaves no record, and its
+		// pending events go with it.
+		e.discarded[b.ID] = struct{}{}
+		e.markDirty(a)
+		e.refreshIdentity(a)
+		return
+	}
 	e.merged[b.ID] = a.ID
 	e.mergesPending = append(e.mergesPending, [2]string{b.ID, a.ID})
 	e.markDirty(a)

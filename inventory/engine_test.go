@@ -125,6 +125,7 @@ func TestMultiHomedBySSHKey(t *testing.T) {
 	key := "SHA256:q1w2e3r4t5y6u7i8o9p0multihomed"
 	// The second interface is first seen passively, without the key.
 	e.Apply(ob(at(0), "passive:arp", "00:16:3e:00:00:0d", "10.20.0.31"))
+	e.TakeDirty() // written: merging it away leaves a record
 	o1 := ob(at(1), "active:nmap", "00:16:3e:00:00:0c", "10.20.0.30")
 	o1.Identifiers.SSHHostKey = key
 	o2 := ob(at(1), "active:nmap", "00:16:3e:00:00:0d", "10.20.0.31")

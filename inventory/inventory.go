@@ -10,6 +10,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -168,7 +169,7 @@ func (inv *Inventory) flushLoop() {
 		// the writer stays at most half busy and more changes to the same
 		// asset coalesce into one write.
 		inv.flushMu.Lock()
-		wait := max(inv.opts.FlushInterval, 2*inv.lastFlush)
+		wait := max(inv.opts.FlushInterval, min(2*inv.lastFlush, 30*time.Second))
 		inv.flushMu.Unlock()
 		t := time.NewTimer(wait)
 		select {
@@ -212,15 +213,14 @@ func (inv *Inventory) flushOnce(ctx context.Context) error {
 	merges := inv.engine.TakeMerges()
 	seq := inv.lastSeq
 	set := &flushSet{events: events, merges: merges, upToSeq: seq}
-	var marshalErr error
-	for _, a := range dirty {
-		row, err := toRow(a)
-		if err != nil {
-			marshalErr = err
+	rows, marshalErr := toRows(dirty)
+	for i, row := range rows {
+		if row.ID == "" {
 			continue
 		}
+		row.stored = dirty[i].writtenIPs != 0
 		set.rows = append(set.rows, row)
-		if ipsHash(row.ipKeys) != a.writtenIPs {
+		if ipsHash(row.ipKeys) != dirty[i].writtenIPs {
 			set.ipsFor = append(set.ipsFor, row)
 		}
 	}
@@ -594,4 +594,30 @@ func (inv *Inventory) WriteStats() (rows, flushes int64) {
 	inv.flushMu.Lock()
 	defer inv.flushMu.Unlock()
 	return inv.rowsWritten, inv.flushes
+}
+
+// toRows renders assets as rows, on every core: the JSON documents are the
+// writer's main CPU cost. A row that fails to render has an empty ID.
+func toRows(assets []*Asset) ([]assetRow, error) {
+	rows := make([]assetRow, len(assets))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(assets)/500))
+	var wg sync.WaitGroup
+	var errOnce sync.Once
+	var firstErr error
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(assets); i += workers {
+				row, err := toRow(assets[i])
+				if err != nil {
+					errOnce.Do(func() { firstErr = err })
+					continue
+				}
+				rows[i] = row
+			}
+		}()
+	}
+	wg.Wait()
+	return rows, firstErr
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
 
 	"github.com/reckon-dev/reckon/discovery"
 	"github.com/reckon-dev/reckon/inventory/store"
@@ -29,6 +30,8 @@ type assetRow struct {
 	Sources   string    `db:"sources"`
 	Doc       string    `db:"doc"`
 	ipKeys    []string
+	// stored: the asset has rows already (its old IPs must be cleared).
+	stored bool
 }
 
 func toRow(a *Asset) (assetRow, error) {
@@ -192,24 +195,14 @@ func (q sqlStore) write(ctx context.Context, f *flushSet) error {
 		return err
 	}
 	defer tx.Rollback() //nolint:errcheck // no-op after commit
-	const cols = 9
-	err = chunk(len(f.rows), 500, func(lo, hi int) error {
-		args := make([]any, 0, (hi-lo)*cols)
-		for _, r := range f.rows[lo:hi] {
-			args = append(args, r.ID, r.Status, r.Identity, r.Missing, r.FirstSeen, r.LastSeen, r.Search, r.Sources, r.Doc)
-		}
-		_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO assets (id, status, identity, missing, first_seen, last_seen, search, sources, doc) VALUES `+
-			placeholders(hi-lo, cols)+` ON CONFLICT (id) DO UPDATE SET status = excluded.status, identity = excluded.identity,
-			missing = excluded.missing, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-			search = excluded.search, sources = excluded.sources, doc = excluded.doc`), args...)
-		return err
-	})
-	if err != nil {
+	if err := q.writeAssets(ctx, tx, f.rows); err != nil {
 		return fmt.Errorf("writing assets: %w", err)
 	}
 	clearIPs := make([]string, 0, len(f.ipsFor)+len(f.deleted))
 	for _, r := range f.ipsFor {
-		clearIPs = append(clearIPs, r.ID)
+		if r.stored {
+			clearIPs = append(clearIPs, r.ID)
+		}
 	}
 	clearIPs = append(clearIPs, f.deleted...)
 	err = chunk(len(clearIPs), 500, func(lo, hi int) error {
@@ -223,17 +216,13 @@ func (q sqlStore) write(ctx context.Context, f *flushSet) error {
 	if err != nil {
 		return fmt.Errorf("clearing asset IPs: %w", err)
 	}
-	var ipArgs []any
+	var ipRows [][]any
 	for _, r := range f.ipsFor {
 		for _, k := range r.ipKeys {
-			ipArgs = append(ipArgs, k, r.ID)
+			ipRows = append(ipRows, []any{k, r.ID})
 		}
 	}
-	err = chunk(len(ipArgs)/2, 1000, func(lo, hi int) error {
-		_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO asset_ips (ip_key, asset_id) VALUES `+placeholders(hi-lo, 2)+` ON CONFLICT DO NOTHING`), ipArgs[lo*2:hi*2]...)
-		return err
-	})
-	if err != nil {
+	if err := q.bulkInsert(ctx, tx, "asset_ips", []string{"ip_key", "asset_id"}, ipRows, " ON CONFLICT DO NOTHING"); err != nil {
 		return fmt.Errorf("writing asset IPs: %w", err)
 	}
 	err = chunk(len(f.deleted), 500, func(lo, hi int) error {
@@ -247,31 +236,19 @@ func (q sqlStore) write(ctx context.Context, f *flushSet) error {
 	if err != nil {
 		return fmt.Errorf("deleting merged assets: %w", err)
 	}
-	now := store.Now()
-	for _, m := range f.merges {
-		if _, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO asset_merges (from_id, into_id, merged_at) VALUES (?, ?, ?)
-			ON CONFLICT (from_id) DO UPDATE SET into_id = excluded.into_id, merged_at = excluded.merged_at`), m[0], m[1], now); err != nil {
-			return fmt.Errorf("recording merges: %w", err)
-		}
-		// Earlier merges into the absorbed asset now lead to the survivor.
-		if _, err := tx.ExecContext(ctx, db.Rebind(`UPDATE asset_merges SET into_id = ? WHERE into_id = ?`), m[1], m[0]); err != nil {
-			return fmt.Errorf("recording merges: %w", err)
-		}
+	if err := q.writeMerges(ctx, tx, f.merges); err != nil {
+		return fmt.Errorf("recording merges: %w", err)
 	}
-	err = chunk(len(f.events), 1000, func(lo, hi int) error {
-		args := make([]any, 0, (hi-lo)*4)
-		for _, ev := range f.events[lo:hi] {
-			detail := "{}"
-			if len(ev.Detail) > 0 {
-				b, _ := json.Marshal(ev.Detail)
-				detail = string(b)
-			}
-			args = append(args, ev.AssetID, ev.Time.UTC(), ev.Kind, detail)
+	evRows := make([][]any, len(f.events))
+	for i, ev := range f.events {
+		detail := "{}"
+		if len(ev.Detail) > 0 {
+			b, _ := json.Marshal(ev.Detail)
+			detail = string(b)
 		}
-		_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO asset_events (asset_id, at, kind, detail) VALUES `+placeholders(hi-lo, 4)), args...)
-		return err
-	})
-	if err != nil {
+		evRows[i] = []any{ev.AssetID, ev.Time.UTC(), ev.Kind, detail}
+	}
+	if err := q.bulkInsert(ctx, tx, "asset_events", []string{"asset_id", "at", "kind", "detail"}, evRows, ""); err != nil {
 		return fmt.Errorf("writing events: %w", err)
 	}
 	if f.upToSeq > 0 {
@@ -290,4 +267,127 @@ func (q sqlStore) pruneBatches(ctx context.Context, cutoff time.Time) (int64, er
 		return 0, err
 	}
 	return res.RowsAffected()
+}
+
+// writeMerges records merges {from, into} in bulk, and points earlier
+// merges into an absorbed asset at the survivor.
+func (q sqlStore) writeMerges(ctx context.Context, tx *sqlx.Tx, merges [][2]string) error {
+	if len(merges) == 0 {
+		return nil
+	}
+	db := q.db()
+	// One row per absorbed asset: the last merge of it wins.
+	last := make(map[string]int, len(merges))
+	for i, m := range merges {
+		last[m[0]] = i
+	}
+	uniq := make([][2]string, 0, len(last))
+	for i, m := range merges {
+		if last[m[0]] == i {
+			uniq = append(uniq, m)
+		}
+	}
+	now := store.Now()
+	err := chunk(len(uniq), 1000, func(lo, hi int) error {
+		args := make([]any, 0, (hi-lo)*3)
+		for _, m := range uniq[lo:hi] {
+			args = append(args, m[0], m[1], now)
+		}
+		_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO asset_merges (from_id, into_id, merged_at) VALUES `+placeholders(hi-lo, 3)+`
+			ON CONFLICT (from_id) DO UPDATE SET into_id = excluded.into_id, merged_at = excluded.merged_at`), args...)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// Repoint: whatever went into an absorbed asset now leads to its survivor;
+	// repeated for chains of merges within one write.
+	return chunk(len(uniq), 1000, func(lo, hi int) error {
+		args := make([]any, 0, (hi-lo)*2)
+		for _, m := range uniq[lo:hi] {
+			args = append(args, m[0], m[1])
+		}
+		query := db.Rebind(`WITH v (from_id, into_id) AS (VALUES ` + placeholders(hi-lo, 2) + `)
+			UPDATE asset_merges SET into_id = (SELECT v.into_id FROM v WHERE v.from_id = asset_merges.into_id)
+			WHERE into_id IN (SELECT from_id FROM v)`)
+		for range 8 {
+			res, err := tx.ExecContext(ctx, query, args...)
+			if err != nil {
+				return err
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				break
+			}
+		}
+		return nil
+	})
+}
+
+var assetCols = []string{"id", "status", "identity", "missing", "first_seen", "last_seen", "search", "sources", "doc"}
+
+const assetUpsert = ` ON CONFLICT (id) DO UPDATE SET status = excluded.status, identity = excluded.identity,
+	missing = excluded.missing, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+	search = excluded.search, sources = excluded.sources, doc = excluded.doc`
+
+// writeAssets upserts asset rows. On PostgreSQL they are copied into a
+// temporary table and merged in one statement, several times faster than
+// multi-row VALUES.
+func (q sqlStore) writeAssets(ctx context.Context, tx *sqlx.Tx, rows []assetRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	vals := make([][]any, len(rows))
+	for i, r := range rows {
+		vals[i] = []any{r.ID, r.Status, r.Identity, r.Missing, r.FirstSeen, r.LastSeen, r.Search, r.Sources, r.Doc}
+	}
+	if q.s.Kind != store.Postgres || len(rows) < 200 {
+		return q.bulkInsert(ctx, tx, "assets", assetCols, vals, assetUpsert)
+	}
+	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE assets_in (LIKE assets) ON COMMIT DROP`); err != nil {
+		return err
+	}
+	if err := copyIn(ctx, tx, "assets_in", assetCols, vals); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO assets (`+strings.Join(assetCols, ", ")+`) SELECT `+strings.Join(assetCols, ", ")+` FROM assets_in`+assetUpsert)
+	return err
+}
+
+// bulkInsert inserts rows: by COPY on PostgreSQL when no conflict clause is
+// needed, else by multi-row INSERT statements.
+func (q sqlStore) bulkInsert(ctx context.Context, tx *sqlx.Tx, table string, cols []string, rows [][]any, suffix string) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if q.s.Kind == store.Postgres && suffix == "" && len(rows) >= 200 {
+		return copyIn(ctx, tx, table, cols, rows)
+	}
+	per := max(1, 4000/len(cols))
+	return chunk(len(rows), per, func(lo, hi int) error {
+		args := make([]any, 0, (hi-lo)*len(cols))
+		for _, r := range rows[lo:hi] {
+			args = append(args, r...)
+		}
+		_, err := tx.ExecContext(ctx, q.db().Rebind(`INSERT INTO `+table+` (`+strings.Join(cols, ", ")+`) VALUES `+placeholders(hi-lo, len(cols))+suffix), args...)
+		return err
+	})
+}
+
+// copyIn streams rows into a PostgreSQL table with COPY.
+func copyIn(ctx context.Context, tx *sqlx.Tx, table string, cols []string, rows [][]any) error {
+	stmt, err := tx.PrepareContext(ctx, pq.CopyIn(table, cols...))
+	if err != nil {
+		return err
+	}
+	for _, r := range rows {
+		if _, err := stmt.ExecContext(ctx, r...); err != nil {
+			stmt.Close()
+			return err
+		}
+	}
+	if _, err := stmt.ExecContext(ctx); err != nil {
+		stmt.Close()
+		return err
+	}
+	return stmt.Close()
 }

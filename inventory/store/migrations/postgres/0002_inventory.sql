@@ -55,5 +55,8 @@ CREATE TABLE observation_batches (
     body        TEXT NOT NULL,
     applied     BOOLEAN NOT NULL DEFAULT false
 );
+-- Bodies are large and written once: skip TOAST compression, which would
+-- cost more CPU on the ingest path than the disk it saves.
+ALTER TABLE observation_batches ALTER COLUMN body SET STORAGE EXTERNAL;
 CREATE INDEX observation_batches_pending ON observation_batches (seq) WHERE NOT applied;
 CREATE INDEX observation_batches_by_time ON observation_batches (received_at);
