@@ -98,7 +98,7 @@ func NewEngine(opts Options) *Engine {
 		assets: map[string]*Asset{}, byKey: newKeyIndex(), byIP: map[netip.Addr]ipHold{},
 		byName: newNameIndex(), gateways: map[string]*Asset{}, merged: map[string]string{},
 		discarded: map[string]struct{}{},
-		newID: func() string { return uuid.Must(uuid.NewV7()).String() },
+		newID:     func() string { return uuid.Must(uuid.NewV7()).String() },
 	}
 	for _, j := range opts.JunkSerials {
 		e.junk[strings.ToLower(strings.TrimSpace(j))] = true

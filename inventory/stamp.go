@@ -30,11 +30,11 @@ func (s Stamp) Time() time.Time {
 	return time.Unix(0, int64(s)).UTC()
 }
 
-func (s Stamp) Before(u Stamp) bool          { return s < u }
-func (s Stamp) After(u Stamp) bool           { return s > u }
-func (s Stamp) Equal(u Stamp) bool           { return s == u }
-func (s Stamp) IsZero() bool                 { return s == 0 }
-func (s Stamp) Sub(u Stamp) time.Duration    { return time.Duration(s - u) }
+func (s Stamp) Before(u Stamp) bool       { return s < u }
+func (s Stamp) After(u Stamp) bool        { return s > u }
+func (s Stamp) Equal(u Stamp) bool        { return s == u }
+func (s Stamp) IsZero() bool              { return s == 0 }
+func (s Stamp) Sub(u Stamp) time.Duration { return time.Duration(s - u) }
 func (s Stamp) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, 32)
 	b = append(b, '"')
