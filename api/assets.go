@@ -132,8 +132,8 @@ func decodeObservation(raw json.RawMessage, o *discovery.Observation) *FieldErro
 }
 
 type assetList struct {
-	Items      []inventory.Summary `json:"items"`
-	NextCursor string              `json:"next_cursor,omitempty"`
+	Items      []json.RawMessage `json:"items"`
+	NextCursor string            `json:"next_cursor,omitempty"`
 }
 
 var assetStatuses = []string{inventory.StatusNew, inventory.StatusManaged, inventory.StatusUnmanaged, inventory.StatusUnknown, inventory.StatusConflict}
@@ -176,7 +176,7 @@ func (h *inventoryAPI) listAssets(w http.ResponseWriter, r *http.Request) error 
 	if len(errs) > 0 {
 		return BadRequest(errs...)
 	}
-	items, next, err := h.inv.List(r.Context(), f)
+	items, next, err := h.inv.ListRaw(r.Context(), f)
 	switch {
 	case errors.Is(err, inventory.ErrBadCursor):
 		return BadRequest(FieldError{Field: "cursor", Detail: "not a cursor this server gave out"})

@@ -385,6 +385,22 @@ var ErrBadCursor = errors.New("bad cursor")
 // List returns assets matching f, newest last seen first, and the cursor of
 // the next page ("" at the end).
 func (inv *Inventory) List(ctx context.Context, f Filter) ([]Summary, string, error) {
+	raw, next, err := inv.ListRaw(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	out := make([]Summary, len(raw))
+	for i, r := range raw {
+		if err := json.Unmarshal(r, &out[i]); err != nil {
+			return nil, "", fmt.Errorf("stored asset summary: %w", err)
+		}
+	}
+	return out, next, nil
+}
+
+// ListRaw is List with each asset's list view as stored JSON, served
+// without decoding.
+func (inv *Inventory) ListRaw(ctx context.Context, f Filter) ([]json.RawMessage, string, error) {
 	db := inv.q.db()
 	var where []string
 	var args []any
@@ -416,7 +432,7 @@ func (inv *Inventory) List(ctx context.Context, f Filter) ([]Summary, string, er
 	if limit <= 0 {
 		limit = 100
 	}
-	query := "SELECT id, last_seen, doc FROM assets"
+	query := "SELECT id, last_seen, summary FROM assets"
 	if len(where) > 0 {
 		query += " WHERE " + strings.Join(where, " AND ")
 	}
@@ -427,26 +443,22 @@ func (inv *Inventory) List(ctx context.Context, f Filter) ([]Summary, string, er
 		return nil, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer rows.Close()
-	out := make([]Summary, 0, limit)
+	out := make([]json.RawMessage, 0, limit)
 	var lastID string
 	var lastSeen time.Time
 	next := ""
 	for rows.Next() {
 		var id string
 		var seen time.Time
-		var doc []byte
-		if err := rows.Scan(&id, &seen, &doc); err != nil {
+		var sum []byte
+		if err := rows.Scan(&id, &seen, &sum); err != nil {
 			return nil, "", err
 		}
 		if len(out) == limit {
 			next = encodeCursor(lastSeen, lastID)
 			break
 		}
-		var a Asset
-		if err := json.Unmarshal(doc, &a); err != nil {
-			return nil, "", fmt.Errorf("stored asset %s: %w", id, err)
-		}
-		out = append(out, a.Summary())
+		out = append(out, sum)
 		lastID, lastSeen = id, seen
 	}
 	if err := rows.Err(); err != nil {

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
+	"sync"
 	"strings"
 	"time"
 
@@ -28,6 +30,7 @@ type assetRow struct {
 	LastSeen  time.Time `db:"last_seen"`
 	Search    string    `db:"search"`
 	Sources   string    `db:"sources"`
+	Summary   string    `db:"summary"`
 	Doc       string    `db:"doc"`
 	ipKeys    []string
 	// stored: the asset has rows already (its old IPs must be cleared).
@@ -40,6 +43,10 @@ func toRow(a *Asset) (assetRow, error) {
 		return assetRow{}, err
 	}
 	s := a.Summary()
+	sum, err := json.Marshal(s)
+	if err != nil {
+		return assetRow{}, err
+	}
 	var search strings.Builder
 	for _, v := range s.Hostnames {
 		search.WriteString(v + " ")
@@ -53,7 +60,7 @@ func toRow(a *Asset) (assetRow, error) {
 	search.WriteString(strings.ToLower(a.Vendor.String() + " " + a.OS.String()))
 	row := assetRow{ID: a.ID, Status: a.Status.String(), Identity: a.Identity.String(), Missing: a.Missing,
 		FirstSeen: a.FirstSeen.Time(), LastSeen: a.LastSeen.Time(), Search: strings.TrimSpace(search.String()),
-		Sources: " " + strings.Join(s.Sources, " ") + " ", Doc: string(doc)}
+		Sources: " " + strings.Join(s.Sources, " ") + " ", Summary: string(sum), Doc: string(doc)}
 	for _, ip := range s.IPs {
 		if k, ok := ipKey(ip); ok {
 			row.ipKeys = append(row.ipKeys, k)
@@ -140,25 +147,77 @@ func (q sqlStore) pendingBatches(ctx context.Context, after int64, limit int) ([
 	return out, err
 }
 
-// loadAssets streams every stored asset.
+// loadAssets streams every stored asset to fn (called from one goroutine),
+// decoding the documents on every core: at a million assets decoding is
+// most of the start-up time.
 func (q sqlStore) loadAssets(ctx context.Context, fn func(*Asset)) error {
 	rows, err := q.db().QueryContext(ctx, `SELECT doc FROM assets`)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	var doc []byte
-	for rows.Next() {
-		if err := rows.Scan(&doc); err != nil {
-			return err
+	docs := make(chan [][]byte, 4)
+	decoded := make(chan []*Asset, 4)
+	var firstErr error
+	var errMu sync.Mutex
+	fail := func(err error) {
+		errMu.Lock()
+		if firstErr == nil {
+			firstErr = err
 		}
-		a := new(Asset)
-		if err := json.Unmarshal(doc, a); err != nil {
-			return fmt.Errorf("stored asset: %w", err)
-		}
-		fn(a)
+		errMu.Unlock()
 	}
-	return rows.Err()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for chunk := range docs {
+				out := make([]*Asset, 0, len(chunk))
+				for _, d := range chunk {
+					a := new(Asset)
+					if err := json.Unmarshal(d, a); err != nil {
+						fail(fmt.Errorf("stored asset: %w", err))
+						continue
+					}
+					out = append(out, a)
+				}
+				decoded <- out
+			}
+		}()
+	}
+	go func() {
+		defer close(docs)
+		chunk := make([][]byte, 0, 512)
+		for rows.Next() {
+			var d []byte // Scan into *[]byte copies: the chunk may outlive the row
+			if err := rows.Scan(&d); err != nil {
+				fail(err)
+				return
+			}
+			chunk = append(chunk, d)
+			if len(chunk) == cap(chunk) {
+				docs <- chunk
+				chunk = make([][]byte, 0, 512)
+			}
+		}
+		if err := rows.Err(); err != nil {
+			fail(err)
+		}
+		if len(chunk) > 0 {
+			docs <- chunk
+		}
+	}()
+	go func() {
+		wg.Wait()
+		close(decoded)
+	}()
+	for as := range decoded {
+		for _, a := range as {
+			fn(a)
+		}
+	}
+	return firstErr
 }
 
 func (q sqlStore) loadMerges(ctx context.Context, fn func(from, to string)) error {
@@ -323,11 +382,11 @@ func (q sqlStore) writeMerges(ctx context.Context, tx *sqlx.Tx, merges [][2]stri
 	})
 }
 
-var assetCols = []string{"id", "status", "identity", "missing", "first_seen", "last_seen", "search", "sources", "doc"}
+var assetCols = []string{"id", "status", "identity", "missing", "first_seen", "last_seen", "search", "sources", "summary", "doc"}
 
 const assetUpsert = ` ON CONFLICT (id) DO UPDATE SET status = excluded.status, identity = excluded.identity,
 	missing = excluded.missing, first_seen = excluded.first_seen, last_seen = excluded.last_seen,
-	search = excluded.search, sources = excluded.sources, doc = excluded.doc`
+	search = excluded.search, sources = excluded.sources, summary = excluded.summary, doc = excluded.doc`
 
 // writeAssets upserts asset rows. On PostgreSQL they are copied into a
 // temporary table and merged in one statement, several times faster than
@@ -338,7 +397,7 @@ func (q sqlStore) writeAssets(ctx context.Context, tx *sqlx.Tx, rows []assetRow)
 	}
 	vals := make([][]any, len(rows))
 	for i, r := range rows {
-		vals[i] = []any{r.ID, r.Status, r.Identity, r.Missing, r.FirstSeen, r.LastSeen, r.Search, r.Sources, r.Doc}
+		vals[i] = []any{r.ID, r.Status, r.Identity, r.Missing, r.FirstSeen, r.LastSeen, r.Search, r.Sources, r.Summary, r.Doc}
 	}
 	if q.s.Kind != store.Postgres || len(rows) < 200 {
 		return q.bulkInsert(ctx, tx, "assets", assetCols, vals, assetUpsert)

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"time"
 
@@ -17,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/reckon-dev/reckon/api"
+	"github.com/reckon-dev/reckon/cmd/reckon/config"
 	"github.com/reckon-dev/reckon/inventory"
 	"github.com/reckon-dev/reckon/inventory/queue"
 	"github.com/reckon-dev/reckon/inventory/store"
@@ -44,6 +46,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	logger := newLogger(cfg, stderr)
 	started := time.Now()
+	if limit, _ := config.ParseBytes(cfg.MemoryLimit); limit > 0 {
+		debug.SetMemoryLimit(limit)
+	}
 
 	// Take the port first: a port in use fails before any work is done.
 	ln, err := net.Listen("tcp", cfg.Listen)

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +34,10 @@ type Config struct {
 	Queue    Queue    `yaml:"queue"`
 	// Inventory tunes identity resolution and the asset store.
 	Inventory Inventory `yaml:"inventory"`
+	// MemoryLimit is a soft limit on the process's memory (1400MiB, 2GiB):
+	// the Go runtime collects garbage harder as it nears it. Empty: none
+	// (unless GOMEMLIMIT is set).
+	MemoryLimit string `yaml:"memory_limit"`
 	// ShutdownGrace bounds how long in-flight requests and jobs get to finish
 	// on SIGINT/SIGTERM before they are cut off (jobs are handed back).
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
@@ -223,6 +228,9 @@ func (c *Config) Validate() error {
 			bad(key, "must be positive, got %s", d)
 		}
 	}
+	if _, err := ParseBytes(c.MemoryLimit); err != nil {
+		bad("memory_limit", "%v", err)
+	}
 	if c.ShutdownGrace < 0 {
 		bad("shutdown_grace", "must not be negative, got %s", c.ShutdownGrace)
 	}
@@ -317,4 +325,30 @@ func (c Config) YAML() ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// ParseBytes reads a size such as 1400MiB, 2GiB, 512MB or 1048576 (bytes);
+// empty is 0.
+func ParseBytes(s string) (int64, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, nil
+	}
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"B", 1}}
+	mult := int64(1)
+	num := s
+	for _, u := range units {
+		if strings.HasSuffix(s, u.suffix) {
+			mult, num = u.mult, strings.TrimSpace(strings.TrimSuffix(s, u.suffix))
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size like 1400MiB or 2GiB", s)
+	}
+	return n * mult, nil
 }

@@ -107,6 +107,7 @@ func TestValidationNamesKey(t *testing.T) {
 		"RECKON_QUEUE_WORKERS=0":             "queue.workers",
 		"RECKON_DATA_DIR= ":                  "data_dir",
 		"RECKON_API_READ_TIMEOUT=0s":         "api.read_timeout",
+		"RECKON_MEMORY_LIMIT=lots":           "memory_limit",
 	} {
 		_, err := Load("", []string{env})
 		if err == nil || !strings.Contains(err.Error(), want) {
@@ -159,6 +160,19 @@ func TestExampleDocumentsEveryKey(t *testing.T) {
 		leaf := key[strings.LastIndex(key, ".")+1:]
 		if !strings.Contains(string(raw), leaf+":") {
 			t.Errorf("configs/reckon.example.yaml does not document %s", key)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"": 0, "1400MiB": 1400 << 20, "2GiB": 2 << 30, "512MB": 512e6, "1048576": 1 << 20, "10 KiB": 10 << 10} {
+		if got, err := ParseBytes(in); err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"-1", "1.5GiB", "many", "GiB"} {
+		if _, err := ParseBytes(in); err == nil {
+			t.Errorf("ParseBytes(%q) accepted", in)
 		}
 	}
 }

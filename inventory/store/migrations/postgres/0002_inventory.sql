@@ -11,6 +11,8 @@ CREATE TABLE assets (
     search     TEXT NOT NULL,
     -- ' passive:arp active:nmap ', for the source filter
     sources    TEXT NOT NULL,
+    -- the list view's JSON, served as it is
+    summary    TEXT NOT NULL,
     doc        TEXT NOT NULL
 );
 CREATE INDEX assets_by_last_seen ON assets (last_seen DESC, id DESC);
