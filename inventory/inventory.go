@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -401,6 +402,14 @@ func (inv *Inventory) List(ctx context.Context, f Filter) ([]Summary, string, er
 // ListRaw is List with each asset's list view as stored JSON, served
 // without decoding.
 func (inv *Inventory) ListRaw(ctx context.Context, f Filter) ([]json.RawMessage, string, error) {
+	var out []json.RawMessage
+	next, err := inv.ListEach(ctx, f, func(sum []byte) { out = append(out, slices.Clone(sum)) })
+	return out, next, err
+}
+
+// ListEach calls fn with each matching asset's list view as stored JSON;
+// the bytes are valid only during the call. It returns the next cursor.
+func (inv *Inventory) ListEach(ctx context.Context, f Filter, fn func(summary []byte)) (string, error) {
 	db := inv.q.db()
 	var where []string
 	var args []any
@@ -423,7 +432,7 @@ func (inv *Inventory) ListRaw(ctx context.Context, f Filter) ([]json.RawMessage,
 	if f.Cursor != "" {
 		t, id, err := decodeCursor(f.Cursor)
 		if err != nil {
-			return nil, "", err
+			return "", err
 		}
 		where = append(where, "(last_seen < ? OR (last_seen = ? AND id < ?))")
 		args = append(args, t, t, id)
@@ -440,31 +449,32 @@ func (inv *Inventory) ListRaw(ctx context.Context, f Filter) ([]json.RawMessage,
 	args = append(args, limit+1)
 	rows, err := db.QueryContext(ctx, db.Rebind(query), args...)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
 	defer rows.Close()
-	out := make([]json.RawMessage, 0, limit)
+	n := 0
 	var lastID string
 	var lastSeen time.Time
 	next := ""
 	for rows.Next() {
 		var id string
 		var seen time.Time
-		var sum []byte
+		var sum sql.RawBytes
 		if err := rows.Scan(&id, &seen, &sum); err != nil {
-			return nil, "", err
+			return "", err
 		}
-		if len(out) == limit {
+		if n == limit {
 			next = encodeCursor(lastSeen, lastID)
 			break
 		}
-		out = append(out, sum)
+		fn(sum)
+		n++
 		lastID, lastSeen = id, seen
 	}
 	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("%w: %v", ErrUnavailable, err)
+		return "", fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	return out, next, nil
+	return next, nil
 }
 
 func escapeLike(s string) string {

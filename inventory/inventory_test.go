@@ -270,3 +270,32 @@ func TestMaintainMarksMissingAndPrunes(t *testing.T) {
 		}
 	})
 }
+
+// A router MAC carrying 200 routed IPs: one router, and 200 devices once a
+// routed sweep sees those IPs.
+func TestRouterScenarioStored(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		inv := open(t, s)
+		router := "00:1b:21:00:00:fe"
+		var passive, sweep []discovery.Observation
+		passive = append(passive, obs(0, "passive:arp", router, "10.0.0.1"))
+		for i := range 200 {
+			ip := fmt.Sprintf("172.16.%d.%d", i/250, 1+i%250)
+			passive = append(passive, obs(1, "passive:tcp", router, ip))
+			sweep = append(sweep, obs(2, "active:nmap", "", ip))
+		}
+		ingest(t, inv, "passive", passive...)
+		ingest(t, inv, "sweep", sweep...)
+		items := all(t, inv, inventory.Filter{})
+		if len(items) != 201 {
+			t.Fatalf("%d assets, want one router plus 200", len(items))
+		}
+		r := byMAC(items, router)
+		if len(r) != 1 || r[0].DeviceType != "router" || !slices.Equal(r[0].IPs, []string{"10.0.0.1"}) {
+			t.Fatalf("router %+v", r)
+		}
+		if got := all(t, inv, inventory.Filter{Subnet: netip.MustParsePrefix("172.16.0.0/16")}); len(got) != 200 {
+			t.Fatalf("%d assets in the routed subnet, want 200", len(got))
+		}
+	})
+}

@@ -9,8 +9,8 @@ import (
 	"fmt"
 	"net/netip"
 	"runtime"
-	"sync"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jmoiron/sqlx"

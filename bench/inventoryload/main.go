@@ -93,7 +93,8 @@ func run(url, sqlite string, n, batch int, unmanaged float64) error {
 	fmt.Printf("ingested %d observations of %d devices in %s (%.0f obs/s)\n", sent, n, time.Since(start).Round(time.Millisecond), float64(sent)/time.Since(start).Seconds())
 	// A share becomes unmanaged, as reconciliation would mark them; the
 	// document carries the status too.
-	q := `UPDATE assets SET status = 'unmanaged', doc = replace(doc, '"status":"new"', '"status":"unmanaged"')
+	q := `UPDATE assets SET status = 'unmanaged', doc = replace(doc, '"status":"new"', '"status":"unmanaged"'),
+		summary = replace(summary, '"status":"new"', '"status":"unmanaged"')
 		WHERE id IN (SELECT id FROM assets ORDER BY id LIMIT ?) `
 	res, err := st.DB.ExecContext(ctx, st.DB.Rebind(q), int(float64(n)*unmanaged))
 	if err != nil {
