@@ -47,3 +47,11 @@ echo "== wrk: GET /api/v1/assets?status=unmanaged&limit=100"
 wrk -t2 -c8 -d20s --latency -H "Authorization: Bearer $token" "$url" | sed -n '/Latency Distribution/,/Requests\/sec/p'
 echo "== memory after the load test"
 grep -E 'VmRSS|VmHWM' "/proc/$pid/status"
+echo "== wrk, 1 thread, 2 connections (closed loop, less queueing)"
+wrk -t1 -c2 -d20s --latency -H "Authorization: Bearer $token" "$url" | sed -n '/Latency Distribution/,/Requests\/sec/p'
+hey=$(command -v hey || echo "$HOME/go/bin/hey")
+if [[ ! -x $hey ]]; then go install github.com/rakyll/hey@v0.1.4 && hey=$(go env GOPATH)/bin/hey; fi
+echo "== hey, 200 requests/s (4 workers x 50/s) for 20 s: latency at a steady load below saturation"
+"$hey" -z 20s -c 4 -q 50 -H "Authorization: Bearer $token" "$url" | sed -n '/Latency distribution/,/99%/p;/Requests\/sec/p'
+echo "== memory at the end"
+grep -E 'VmRSS|VmHWM' "/proc/$pid/status"

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -213,20 +214,20 @@ func CanonicalMAC(s string) (string, error) {
 // LocallyAdministered says whether a canonical MAC has the locally
 // administered bit set: randomised (private) addresses, VMs, containers.
 func LocallyAdministered(mac string) bool {
-	if len(mac) < 2 {
-		return false
-	}
-	var b byte
-	_, err := fmt.Sscanf(mac[:2], "%02x", &b)
-	return err == nil && b&0x02 != 0
+	b, ok := firstOctet(mac)
+	return ok && b&0x02 != 0
 }
 
 // Multicast says whether a canonical MAC is a group address.
 func Multicast(mac string) bool {
+	b, ok := firstOctet(mac)
+	return ok && b&0x01 != 0
+}
+
+func firstOctet(mac string) (byte, bool) {
 	if len(mac) < 2 {
-		return false
+		return 0, false
 	}
-	var b byte
-	_, err := fmt.Sscanf(mac[:2], "%02x", &b)
-	return err == nil && b&0x01 != 0
+	v, err := strconv.ParseUint(mac[:2], 16, 8)
+	return byte(v), err == nil
 }

@@ -229,38 +229,16 @@ type Detail struct {
 
 // Detail returns the detail view of a with the given timeline.
 func (a *Asset) Detail(timeline []Event) Detail {
-	nz := func(v []string) []string {
-		if v == nil {
-			return []string{}
-		}
-		return v
+	return Detail{Summary: a.Summary(), MACHistory: orEmpty(a.MACHistory), IPHistory: orEmpty(a.IPHistory),
+		Names: orEmpty(a.Names), ServiceList: orEmpty(a.ServiceList), Idents: orEmpty(a.Idents),
+		SourceList: orEmpty(a.SourceList), Hints: orEmpty(a.ro().Hints), Gateways: orEmpty(a.ro().Gateways),
+		KeepApart: orEmpty(a.ro().KeepApart), Timeline: orEmpty(timeline)}
+}
+
+// orEmpty keeps JSON lists as [] rather than null.
+func orEmpty[T any](v []T) []T {
+	if v == nil {
+		return []T{}
 	}
-	d := Detail{Summary: a.Summary(), MACHistory: a.MACHistory, IPHistory: a.IPHistory, Names: a.Names,
-		ServiceList: a.ServiceList, Idents: a.Idents, SourceList: a.SourceList, Hints: a.ro().Hints,
-		Gateways: nz(a.ro().Gateways), KeepApart: nz(a.ro().KeepApart), Timeline: timeline}
-	if d.MACHistory == nil {
-		d.MACHistory = []Address{}
-	}
-	if d.IPHistory == nil {
-		d.IPHistory = []Address{}
-	}
-	if d.Names == nil {
-		d.Names = []Name{}
-	}
-	if d.ServiceList == nil {
-		d.ServiceList = []ServiceRec{}
-	}
-	if d.Idents == nil {
-		d.Idents = []Ident{}
-	}
-	if d.SourceList == nil {
-		d.SourceList = []SourceRec{}
-	}
-	if d.Hints == nil {
-		d.Hints = []HintRec{}
-	}
-	if d.Timeline == nil {
-		d.Timeline = []Event{}
-	}
-	return d
+	return v
 }

@@ -775,28 +775,27 @@ func (e *Engine) refreshIdentity(a *Asset) {
 	}
 }
 
+// mergeAddresses folds the records of from into into: one record per
+// address, spanning both, current if either was.
+func mergeAddresses(into, from []Address) []Address {
+	for _, r := range from {
+		i := slices.IndexFunc(into, func(x Address) bool { return x.Value == r.Value })
+		if i < 0 {
+			into = append(into, r)
+			continue
+		}
+		x := &into[i]
+		stretch(&x.FirstSeen, &x.LastSeen, r.FirstSeen)
+		stretch(&x.FirstSeen, &x.LastSeen, r.LastSeen)
+		x.Current = x.Current || r.Current
+	}
+	return into
+}
+
 // merge moves everything of b into a and forgets b.
 func (e *Engine) merge(a, b *Asset, at Stamp, by, reason string) {
-	for _, m := range b.MACHistory {
-		if i := slices.IndexFunc(a.MACHistory, func(x Address) bool { return x.Value == m.Value }); i >= 0 {
-			x := &a.MACHistory[i]
-			stretch(&x.FirstSeen, &x.LastSeen, m.FirstSeen)
-			stretch(&x.FirstSeen, &x.LastSeen, m.LastSeen)
-			x.Current = x.Current || m.Current
-		} else {
-			a.MACHistory = append(a.MACHistory, m)
-		}
-	}
-	for _, r := range b.IPHistory {
-		if i := slices.IndexFunc(a.IPHistory, func(x Address) bool { return x.Value == r.Value }); i >= 0 {
-			x := &a.IPHistory[i]
-			stretch(&x.FirstSeen, &x.LastSeen, r.FirstSeen)
-			stretch(&x.FirstSeen, &x.LastSeen, r.LastSeen)
-			x.Current = x.Current || r.Current
-		} else {
-			a.IPHistory = append(a.IPHistory, r)
-		}
-	}
+	a.MACHistory = mergeAddresses(a.MACHistory, b.MACHistory)
+	a.IPHistory = mergeAddresses(a.IPHistory, b.IPHistory)
 	for _, n := range b.Names {
 		if !slices.ContainsFunc(a.Names, func(x Name) bool { return x.Name == n.Name }) {
 			a.Names = append(a.Names, n)

@@ -176,3 +176,14 @@ func TestParseBytes(t *testing.T) {
 		}
 	}
 }
+
+// FuzzDecodeStrict: any file decodes or fails with an error, never a panic.
+func FuzzDecodeStrict(f *testing.F) {
+	f.Add("listen: 127.0.0.1:8080\napi:\n  max_body_bytes: 10\n")
+	f.Add("bogus: [1, {a: b}]\n")
+	f.Add("database: {url: 'postgres://x'}\nshutdown_grace: 5s\n")
+	f.Fuzz(func(t *testing.T, in string) {
+		c := Default()
+		_ = decodeStrict([]byte(in), &c)
+	})
+}
