@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/jmoiron/sqlx"
-	"github.com/lib/pq"
 
 	"github.com/reckon-dev/reckon/discovery"
 	"github.com/reckon-dev/reckon/inventory/store"
@@ -434,7 +433,8 @@ func (q sqlStore) bulkInsert(ctx context.Context, tx *sqlx.Tx, table string, col
 
 // copyIn streams rows into a PostgreSQL table with COPY.
 func copyIn(ctx context.Context, tx *sqlx.Tx, table string, cols []string, rows [][]any) error {
-	stmt, err := tx.PrepareContext(ctx, pq.CopyIn(table, cols...))
+	// Table and column names are this package's constants, never input.
+	stmt, err := tx.PrepareContext(ctx, "COPY "+table+" ("+strings.Join(cols, ", ")+") FROM STDIN")
 	if err != nil {
 		return err
 	}
