@@ -19,7 +19,8 @@ cd "$root"
 go build -o "$work/reckon" ./cmd/reckon
 go build -o "$work/inventoryload" ./bench/inventoryload
 
-if [[ -z ${RECKON_TEST_DATABASE_URL:-} ]]; then pg_throwaway_start; fi
+# A PostgreSQL sized like a server for a million assets, not the 128 MB default.
+if [[ -z ${RECKON_TEST_DATABASE_URL:-} ]]; then PG_THROWAWAY_OPTS=${PG_THROWAWAY_OPTS:-"-c shared_buffers=2GB"} pg_throwaway_start; fi
 db=reckon_bench_scale
 psql -q -o /dev/null "$RECKON_TEST_DATABASE_URL" -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" 2>/dev/null
 export RECKON_DATABASE_URL=${RECKON_TEST_DATABASE_URL/\/postgres\?//$db?}
@@ -44,11 +45,11 @@ curl -fsS -H "Authorization: Bearer $token" "$url" -o "$work/page.json"; head -c
 echo "== memory after load"
 grep -E 'VmRSS|VmHWM' "/proc/$pid/status"
 echo "== wrk: GET /api/v1/assets?status=unmanaged&limit=100"
-wrk -t2 -c8 -d20s --latency -H "Authorization: Bearer $token" "$url" | sed -n '/Latency Distribution/,/Requests\/sec/p'
+wrk -t2 -c8 -d${WRK_SECONDS:-20}s --latency -H "Authorization: Bearer $token" "$url" | sed -n '/Latency Distribution/,/Requests\/sec/p'
 echo "== memory after the load test"
 grep -E 'VmRSS|VmHWM' "/proc/$pid/status"
 echo "== wrk, 1 thread, 2 connections (closed loop, less queueing)"
-wrk -t1 -c2 -d20s --latency -H "Authorization: Bearer $token" "$url" | sed -n '/Latency Distribution/,/Requests\/sec/p'
+wrk -t1 -c2 -d${WRK_SECONDS:-20}s --latency -H "Authorization: Bearer $token" "$url" | sed -n '/Latency Distribution/,/Requests\/sec/p'
 hey=$(command -v hey || echo "$HOME/go/bin/hey")
 if [[ ! -x $hey ]]; then go install github.com/rakyll/hey@v0.1.4 && hey=$(go env GOPATH)/bin/hey; fi
 echo "== hey, 200 requests/s (4 workers x 50/s) for 20 s: latency at a steady load below saturation"

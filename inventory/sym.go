@@ -2,28 +2,61 @@ package inventory
 
 import (
 	"encoding/json"
-	"unique"
+	"sync"
+	"sync/atomic"
 )
 
-// Sym is an interned string: one copy per distinct value however many
-// records hold it (sources, products, versions, kinds repeat across a
-// million devices), in 8 bytes. In JSON it is a plain string.
-type Sym struct{ h unique.Handle[string] }
+// Sym is an interned string: a 4-byte index into a process-wide table of
+// the distinct values (sources, kinds, products, versions, statuses repeat
+// across a million devices). It holds no pointer, so records made of Syms
+// and Stamps are never scanned by the garbage collector: at a million
+// assets, collection pauses were the API's whole latency tail. In JSON it
+// is a plain string. The table only grows; its size is the number of
+// distinct values ever seen.
+type Sym struct{ id uint32 }
+
+type symTable struct {
+	mu   sync.Mutex
+	ids  map[string]uint32
+	vals atomic.Pointer[[]string] // index 0 is ""; entries are never changed
+}
+
+// symtab is initialised before the package's other variables use it.
+var symtab = newSymTable()
+
+func newSymTable() *symTable {
+	t := &symTable{ids: map[string]uint32{}}
+	vals := make([]string, 1, 1024)
+	t.vals.Store(&vals)
+	return t
+}
 
 // S interns s.
 func S(s string) Sym {
 	if s == "" {
 		return Sym{}
 	}
-	return Sym{unique.Make(s)}
+	symtab.mu.Lock()
+	defer symtab.mu.Unlock()
+	if id, ok := symtab.ids[s]; ok {
+		return Sym{id}
+	}
+	vals := *symtab.vals.Load()
+	// Appending writes past every published length, so readers of an older
+	// slice never see the write.
+	vals = append(vals, s)
+	id := uint32(len(vals) - 1)
+	symtab.ids[s] = id
+	symtab.vals.Store(&vals)
+	return Sym{id}
 }
 
 // String returns the value ("" for the zero Sym).
 func (s Sym) String() string {
-	if s == (Sym{}) {
+	if s.id == 0 {
 		return ""
 	}
-	return s.h.Value()
+	return (*symtab.vals.Load())[s.id]
 }
 
 func (s Sym) MarshalJSON() ([]byte, error) {
@@ -48,8 +81,8 @@ func (s *Sym) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// IsZero lets omitempty-style checks and omitzero drop empty symbols.
-func (s Sym) IsZero() bool { return s == (Sym{}) }
+// IsZero lets omitzero drop empty symbols.
+func (s Sym) IsZero() bool { return s.id == 0 }
 
 // Symbols of the status and identity values, interned once.
 var (

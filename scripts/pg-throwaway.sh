@@ -13,6 +13,7 @@
 #   * runs initdb in a fresh `mktemp -d` directory (as the `postgres` user when
 #     running as root, as the current user otherwise),
 #   * starts it on a free 127.0.0.1 port (retrying with other ports),
+#   * passes PG_THROWAWAY_OPTS (e.g. "-c shared_buffers=1GB") to the server,
 #   * exports RECKON_TEST_DATABASE_URL and PG_THROWAWAY_{DIR,PORT},
 #   * registers a cleanup that stops the server and removes the directory when
 #     the shell exits.
@@ -204,7 +205,7 @@ pg_throwaway_start() {
 			return 1
 		fi
 		if _pg_throwaway_as_owner "$bindir/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 60 \
-			-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" \
+			-o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${PG_THROWAWAY_OPTS:-}" \
 			start >"$dir/pg_ctl.log" 2>&1; then
 			PG_THROWAWAY_PORT=$port
 			RECKON_TEST_DATABASE_URL="postgres://postgres@127.0.0.1:$port/postgres?sslmode=disable"
