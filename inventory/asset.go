@@ -32,7 +32,7 @@ const (
 // view (id, status, macs, ips, hostnames, vendor, os, services, sources,
 // first_seen, last_seen) are a contract.
 type Asset struct {
-	ID         string `json:"id"`
+	ID         ID     `json:"id"`
 	Status     Sym    `json:"status"`
 	Identity   Sym    `json:"identity"`
 	DeviceType Sym    `json:"device_type,omitzero"`
@@ -180,7 +180,7 @@ type Summary struct {
 
 // Summary returns the list view of a.
 func (a *Asset) Summary() Summary {
-	s := Summary{ID: a.ID, Status: a.Status.String(), Identity: a.Identity.String(), DeviceType: a.DeviceType.String(),
+	s := Summary{ID: a.ID.String(), Status: a.Status.String(), Identity: a.Identity.String(), DeviceType: a.DeviceType.String(),
 		Vendor: a.Vendor.String(), OS: a.OS.String(),
 		FirstSeen: a.FirstSeen.Time(), LastSeen: a.LastSeen.Time(), Missing: a.Missing,
 		MACs: []string{}, IPs: []string{}, Hostnames: []string{}, Services: []Service{}, Sources: []string{}}

@@ -20,11 +20,11 @@ var ErrInvalid = errors.New("invalid correction")
 // Merge folds asset other into asset into, as an analyst asked.
 func (e *Engine) Merge(into, other, by string, when time.Time) (*Asset, error) {
 	at := StampOf(when)
-	a, ok := e.assets[into]
+	a, ok := e.Get(into)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, into)
 	}
-	b, ok := e.assets[other]
+	b, ok := e.Get(other)
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, other)
 	}
@@ -58,7 +58,7 @@ type SplitSpec struct {
 // the two apart from then on.
 func (e *Engine) Split(id string, spec SplitSpec, by string, when time.Time) (*Asset, *Asset, error) {
 	at := StampOf(when)
-	a, ok := e.assets[id]
+	a, ok := e.Get(id)
 	if !ok {
 		return nil, nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
@@ -146,8 +146,8 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, when time.Time) (*A
 		e.byName.remove(n.Name, a)
 		e.byName.add(n.Name, b)
 	}
-	a.rw().KeepApart = append(a.rw().KeepApart, b.ID)
-	b.rw().KeepApart = append(b.rw().KeepApart, a.ID)
+	a.rw().KeepApart = append(a.rw().KeepApart, b.ID.String())
+	b.rw().KeepApart = append(b.rw().KeepApart, a.ID.String())
 	if a.Identity == symAmbiguous {
 		a.Identity = Sym{}
 		if a.Status == symUnknown {
@@ -157,8 +157,8 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, when time.Time) (*A
 	e.refreshIdentity(a)
 	e.refreshIdentity(b)
 	e.markDirty(a)
-	e.emit(a, at, EventSplit, map[string]string{"new_asset": b.ID, "by": by})
-	e.emit(b, at, EventCreated, map[string]string{"split_from": a.ID, "by": by})
+	e.emit(a, at, EventSplit, map[string]string{"new_asset": b.ID.String(), "by": by})
+	e.emit(b, at, EventCreated, map[string]string{"split_from": a.ID.String(), "by": by})
 	return a, b, nil
 }
 

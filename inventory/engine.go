@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 
 	"github.com/reckon-dev/reckon/discovery"
 )
@@ -57,7 +56,7 @@ type ipHold struct {
 type Engine struct {
 	opts   Options
 	junk   map[string]bool
-	assets map[string]*Asset
+	assets map[ID]*Asset
 	// byKey indexes strong and corroborating identifiers: "serial:X",
 	// "ssh:X", "tls:X", "mac:X" (universal MACs), "lmac:X" (local MACs),
 	// "cid:X" (DHCP client ids).
@@ -75,7 +74,7 @@ type Engine struct {
 	dirty []*Asset
 	// mergesPending are merges not yet taken by TakeMerges: {from, into}.
 	mergesPending [][2]string
-	newID         func() string
+	newID         func() ID
 }
 
 // NewEngine returns an empty engine.
@@ -95,10 +94,10 @@ func NewEngine(opts Options) *Engine {
 	}
 	e := &Engine{
 		opts: opts, junk: map[string]bool{},
-		assets: map[string]*Asset{}, byKey: newKeyIndex(), byIP: map[netip.Addr]ipHold{},
+		assets: map[ID]*Asset{}, byKey: newKeyIndex(), byIP: map[netip.Addr]ipHold{},
 		byName: newNameIndex(), gateways: map[string]*Asset{}, merged: map[string]string{},
 		discarded: map[string]struct{}{},
-		newID:     func() string { return uuid.Must(uuid.NewV7()).String() },
+		newID:     NewID,
 	}
 	for _, j := range opts.JunkSerials {
 		e.junk[strings.ToLower(strings.TrimSpace(j))] = true
@@ -111,7 +110,11 @@ func (e *Engine) Len() int { return len(e.assets) }
 
 // Get returns an asset by id.
 func (e *Engine) Get(id string) (*Asset, bool) {
-	a, ok := e.assets[id]
+	p, err := ParseID(id)
+	if err != nil {
+		return nil, false
+	}
+	a, ok := e.assets[p]
 	return a, ok
 }
 
@@ -192,7 +195,11 @@ func (e *Engine) TakeMerges() [][2]string {
 
 // MarkDirty marks an asset changed again (a failed write is retried).
 func (e *Engine) MarkDirty(id string) {
-	if a, ok := e.assets[id]; ok {
+	p, err := ParseID(id)
+	if err != nil {
+		return
+	}
+	if a, ok := e.assets[p]; ok {
 		e.markDirty(a)
 	}
 }
@@ -231,7 +238,7 @@ func (e *Engine) emit(a *Asset, at Stamp, kind string, detail map[string]string)
 		// it whole; what it learned meanwhile is in its histories.
 		return
 	}
-	e.events = append(e.events, Event{AssetID: a.ID, Time: at.Time(), Kind: kind, Detail: detail})
+	e.events = append(e.events, Event{AssetID: a.ID.String(), Time: at.Time(), Kind: kind, Detail: detail})
 }
 
 // strongKeys are the identifier keys of o, strongest first, with their level.
@@ -312,7 +319,7 @@ func (e *Engine) Apply(o *discovery.Observation) *Asset {
 	for _, other := range lower {
 		if ambiguous || !e.mergeable(target, other) {
 			ambiguous = true
-			e.markAmbiguous(other, st(o), target.ID)
+			e.markAmbiguous(other, st(o), target.ID.String())
 			continue
 		}
 		e.merge(target, other, st(o), "identity", "shares a stronger identifier")
@@ -380,7 +387,7 @@ func hasMAC(a *Asset, mac string) bool {
 }
 
 func (e *Engine) mergeable(a, b *Asset) bool {
-	if slices.Contains(a.ro().KeepApart, b.ID) || slices.Contains(b.ro().KeepApart, a.ID) {
+	if slices.Contains(a.ro().KeepApart, b.ID.String()) || slices.Contains(b.ro().KeepApart, a.ID.String()) {
 		return false
 	}
 	for _, x := range a.Idents {
@@ -554,7 +561,7 @@ func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observ
 			e.recordIP(a, value, mac, o, false)
 			return
 		default:
-			e.releaseIP(h.asset, value, st(o), a.ID)
+			e.releaseIP(h.asset, value, st(o), a.ID.String())
 		}
 	}
 	if h, ok := e.byIP[ip]; !ok || h.asset != a || st(o).After(h.last) {
@@ -850,15 +857,15 @@ func (e *Engine) merge(a, b *Asset, at Stamp, by, reason string) {
 	if b.fresh {
 		// b was never written nor shown: it leaves no record, and its
 		// pending events go with it.
-		e.discarded[b.ID] = struct{}{}
+		e.discarded[b.ID.String()] = struct{}{}
 		e.markDirty(a)
 		e.refreshIdentity(a)
 		return
 	}
-	e.merged[b.ID] = a.ID
-	e.mergesPending = append(e.mergesPending, [2]string{b.ID, a.ID})
+	e.merged[b.ID.String()] = a.ID.String()
+	e.mergesPending = append(e.mergesPending, [2]string{b.ID.String(), a.ID.String()})
 	e.markDirty(a)
 	e.refreshIdentity(a)
-	e.emit(a, at, EventMerged, map[string]string{"merged_asset": b.ID, "by": by, "reason": reason})
-	e.events = append(e.events, Event{AssetID: b.ID, Time: at.Time(), Kind: EventMergedAway, Detail: map[string]string{"into": a.ID, "by": by}})
+	e.emit(a, at, EventMerged, map[string]string{"merged_asset": b.ID.String(), "by": by, "reason": reason})
+	e.events = append(e.events, Event{AssetID: b.ID.String(), Time: at.Time(), Kind: EventMergedAway, Detail: map[string]string{"into": a.ID.String(), "by": by}})
 }

@@ -216,18 +216,18 @@ func TestMergeAndSplit(t *testing.T) {
 	e := NewEngine(Options{})
 	x := e.Apply(ob(at(0), "passive:arp", "00:16:3e:00:00:01", "10.0.0.1", "db1"))
 	y := e.Apply(ob(at(0), "passive:arp", "00:16:3e:00:00:02", "10.0.0.2"))
-	m, err := e.Merge(x.ID, y.ID, "alice", at(1))
+	m, err := e.Merge(x.ID.String(), y.ID.String(), "alice", at(1))
 	if err != nil || e.Len() != 1 || len(m.Summary().MACs) != 2 {
 		t.Fatalf("merge: %v, %d assets", err, e.Len())
 	}
-	if to, ok := e.MergedInto(y.ID); !ok || to != x.ID {
-		t.Fatalf("MergedInto(%s) = %s", y.ID, to)
+	if to, ok := e.MergedInto(y.ID.String()); !ok || to != x.ID.String() {
+		t.Fatalf("MergedInto(%s) = %s", y.ID.String(), to)
 	}
 	// Later sightings of the second MAC land on the merged asset.
 	if got := e.Apply(ob(at(2), "passive:arp", "00:16:3e:00:00:02", "10.0.0.2")); got != m {
 		t.Fatal("a sighting after the merge made a new asset")
 	}
-	left, right, err := e.Split(x.ID, SplitSpec{MACs: []string{"00:16:3E:00:00:02"}, IPs: []string{"10.0.0.2"}}, "bob", at(3))
+	left, right, err := e.Split(x.ID.String(), SplitSpec{MACs: []string{"00:16:3E:00:00:02"}, IPs: []string{"10.0.0.2"}}, "bob", at(3))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,10 +237,10 @@ func TestMergeAndSplit(t *testing.T) {
 	if got := e.Apply(ob(at(4), "passive:arp", "00:16:3e:00:00:02", "10.0.0.2")); got != right {
 		t.Fatal("a sighting after the split went back to the original")
 	}
-	if _, _, err := e.Split(x.ID, SplitSpec{MACs: []string{"00:16:3e:00:00:99"}}, "bob", at(5)); err == nil {
+	if _, _, err := e.Split(x.ID.String(), SplitSpec{MACs: []string{"00:16:3e:00:00:99"}}, "bob", at(5)); err == nil {
 		t.Fatal("a split of nothing succeeded")
 	}
-	if _, err := e.Merge(x.ID, x.ID, "bob", at(5)); err == nil {
+	if _, err := e.Merge(x.ID.String(), x.ID.String(), "bob", at(5)); err == nil {
 		t.Fatal("merging an asset into itself succeeded")
 	}
 }

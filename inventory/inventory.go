@@ -251,7 +251,7 @@ func (inv *Inventory) flushOnce(ctx context.Context) error {
 			ipsFor[r.ID] = ipsHash(r.ipKeys)
 		}
 		for _, a := range dirty {
-			if ips, ok := ipsFor[a.ID]; ok {
+			if ips, ok := ipsFor[a.ID.String()]; ok {
 				a.writtenIPs = ips
 			}
 		}

@@ -57,7 +57,7 @@ func toRow(a *Asset) (assetRow, error) {
 		search.WriteString(v + " ")
 	}
 	search.WriteString(strings.ToLower(a.Vendor.String() + " " + a.OS.String()))
-	row := assetRow{ID: a.ID, Status: a.Status.String(), Identity: a.Identity.String(), Missing: a.Missing,
+	row := assetRow{ID: a.ID.String(), Status: a.Status.String(), Identity: a.Identity.String(), Missing: a.Missing,
 		FirstSeen: a.FirstSeen.Time(), LastSeen: a.LastSeen.Time(), Search: strings.TrimSpace(search.String()),
 		Sources: " " + strings.Join(s.Sources, " ") + " ", Summary: string(sum), Doc: string(doc)}
 	for _, ip := range s.IPs {
