@@ -32,14 +32,14 @@ const (
 // view (id, status, macs, ips, hostnames, vendor, os, services, sources,
 // first_seen, last_seen) are a contract.
 type Asset struct {
-	ID         ID     `json:"id"`
-	Status     Sym    `json:"status"`
-	Identity   Sym    `json:"identity"`
-	DeviceType Sym    `json:"device_type,omitzero"`
-	Vendor     Sym    `json:"vendor,omitzero"`
-	OS         Sym    `json:"os,omitzero"`
-	FirstSeen  Stamp  `json:"first_seen"`
-	LastSeen   Stamp  `json:"last_seen"`
+	ID         ID    `json:"id"`
+	Status     Sym   `json:"status"`
+	Identity   Sym   `json:"identity"`
+	DeviceType Sym   `json:"device_type,omitzero"`
+	Vendor     Sym   `json:"vendor,omitzero"`
+	OS         Sym   `json:"os,omitzero"`
+	FirstSeen  Stamp `json:"first_seen"`
+	LastSeen   Stamp `json:"last_seen"`
 	// Missing is set when no source has seen the asset for the configured window.
 	Missing bool `json:"missing,omitempty"`
 
@@ -91,13 +91,13 @@ func (a *Asset) rw() *AssetExtra {
 
 // Address is a MAC or IP the asset has held.
 type Address struct {
-	Value string `json:"value"`
+	Value Addr   `json:"value"`
 	VLAN  uint16 `json:"vlan,omitempty"`
 	// Via is, for an IP, the MAC it was bound to; Source says how it was learned.
-	Via       string `json:"via,omitempty"`
-	Source    Sym    `json:"source,omitzero"`
-	FirstSeen Stamp  `json:"first_seen"`
-	LastSeen  Stamp  `json:"last_seen"`
+	Via       Addr  `json:"via,omitzero"`
+	Source    Sym   `json:"source,omitzero"`
+	FirstSeen Stamp `json:"first_seen"`
+	LastSeen  Stamp `json:"last_seen"`
 	// Current is true while the asset holds it; an IP taken by another device,
 	// or a randomised MAC replaced by a newer one, is no longer current.
 	Current bool `json:"current"`
@@ -186,12 +186,12 @@ func (a *Asset) Summary() Summary {
 		MACs: []string{}, IPs: []string{}, Hostnames: []string{}, Services: []Service{}, Sources: []string{}}
 	for _, m := range a.MACHistory {
 		if m.Current {
-			s.MACs = append(s.MACs, m.Value)
+			s.MACs = append(s.MACs, m.Value.String())
 		}
 	}
 	for _, ip := range a.IPHistory {
 		if ip.Current {
-			s.IPs = append(s.IPs, ip.Value)
+			s.IPs = append(s.IPs, ip.Value.String())
 		}
 	}
 	for _, n := range a.Names {

@@ -83,7 +83,7 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, when time.Time) (*A
 	moved := 0
 	move := func(list []Address, names []string) (keep, out []Address) {
 		for _, r := range list {
-			if slices.Contains(names, r.Value) {
+			if slices.Contains(names, r.Value.String()) {
 				out = append(out, r)
 			} else {
 				keep = append(keep, r)
@@ -136,7 +136,7 @@ func (e *Engine) Split(id string, spec SplitSpec, by string, when time.Time) (*A
 		e.byKey.set(k, b)
 	}
 	for _, r := range b.IPHistory {
-		if p, err := netip.ParseAddr(r.Value); err == nil {
+		if p := r.Value.IP(); p.IsValid() {
 			if h, ok := e.byIP[p]; ok && h.asset == a {
 				e.byIP[p] = ipHold{asset: b, last: h.last}
 			}
@@ -199,7 +199,7 @@ func (e *Engine) Load(a *Asset) {
 		if !r.Current {
 			continue
 		}
-		if p, err := netip.ParseAddr(r.Value); err == nil {
+		if p := r.Value.IP(); p.IsValid() {
 			if h, ok := e.byIP[p]; !ok || r.LastSeen.After(h.last) {
 				e.byIP[p] = ipHold{asset: a, last: r.LastSeen}
 			}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/reckon-dev/reckon/discovery"
 )
 
@@ -136,10 +135,10 @@ func (e *Engine) MergedInto(id string) (string, bool) {
 func assetKeys(a *Asset) []string {
 	var keys []string
 	for _, m := range a.MACHistory {
-		if discovery.LocallyAdministered(m.Value) {
-			keys = append(keys, "lmac:"+m.Value)
+		if v := m.Value.String(); discovery.LocallyAdministered(v) {
+			keys = append(keys, "lmac:"+v)
 		} else {
-			keys = append(keys, "mac:"+m.Value)
+			keys = append(keys, "mac:"+v)
 		}
 	}
 	for _, id := range a.Idents {
@@ -378,8 +377,9 @@ func hasIdent(a *Asset, kind, value string) bool {
 }
 
 func hasMAC(a *Asset, mac string) bool {
+	v := AddrOf(mac)
 	for _, m := range a.MACHistory {
-		if m.Value == mac {
+		if m.Value == v {
 			return true
 		}
 	}
@@ -463,7 +463,8 @@ func stretch(first, last *Stamp, t Stamp) {
 
 func (e *Engine) bindMAC(a *Asset, mac string, o *discovery.Observation) {
 	local := discovery.LocallyAdministered(mac)
-	i := slices.IndexFunc(a.MACHistory, func(m Address) bool { return m.Value == mac })
+	macV := AddrOf(mac)
+	i := slices.IndexFunc(a.MACHistory, func(m Address) bool { return m.Value == macV })
 	if i >= 0 {
 		m := &a.MACHistory[i]
 		stretch(&m.FirstSeen, &m.LastSeen, st(o))
@@ -472,7 +473,7 @@ func (e *Engine) bindMAC(a *Asset, mac string, o *discovery.Observation) {
 		}
 		return
 	}
-	a.MACHistory = append(a.MACHistory, Address{Value: mac, VLAN: uint16(o.VLAN), Source: S(o.Source), FirstSeen: st(o), LastSeen: st(o), Current: true})
+	a.MACHistory = append(a.MACHistory, Address{Value: macV, VLAN: uint16(o.VLAN), Source: S(o.Source), FirstSeen: st(o), LastSeen: st(o), Current: true})
 	if local {
 		e.byKey.set("lmac:"+mac, a)
 		e.currentLocalMAC(a, mac)
@@ -490,7 +491,7 @@ func (e *Engine) currentLocalMAC(a *Asset, mac string) {
 	var newest *Address
 	for i := range a.MACHistory {
 		m := &a.MACHistory[i]
-		if !discovery.LocallyAdministered(m.Value) {
+		if !m.Value.local() {
 			continue
 		}
 		if newest == nil || m.LastSeen.After(newest.LastSeen) {
@@ -499,7 +500,7 @@ func (e *Engine) currentLocalMAC(a *Asset, mac string) {
 	}
 	for i := range a.MACHistory {
 		m := &a.MACHistory[i]
-		if discovery.LocallyAdministered(m.Value) {
+		if m.Value.local() {
 			m.Current = m == newest
 		}
 	}
@@ -573,11 +574,12 @@ func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observ
 	}
 	// A DHCP lease replaces the MAC's previous address of the same family.
 	if o.Source == "passive:dhcp" && mac != "" {
+		valueV, macV := AddrFromIP(ip), AddrOf(mac)
 		for i := range a.IPHistory {
 			r := &a.IPHistory[i]
-			if r.Current && r.Value != value && (r.Via == mac || !holdsMAC(a, r.Via)) && r.LastSeen.Before(st(o)) && sameFamily(r.Value, ip) {
+			if r.Current && r.Value != valueV && (r.Via == macV || !holdsMACAddr(a, r.Via)) && r.LastSeen.Before(st(o)) && r.Value.IP().Is4() == ip.Is4() {
 				r.Current = false
-				if p, err := netip.ParseAddr(r.Value); err == nil {
+				if p := r.Value.IP(); p.IsValid() {
 					if h, ok := e.byIP[p]; ok && h.asset == a {
 						delete(e.byIP, p)
 					}
@@ -597,38 +599,35 @@ func absDur(d time.Duration) time.Duration {
 	return d
 }
 
-// holdsMAC says whether a holds mac now (an empty mac is held by nobody).
-func holdsMAC(a *Asset, mac string) bool {
-	return mac != "" && slices.ContainsFunc(a.MACHistory, func(m Address) bool { return m.Value == mac && m.Current })
-}
-
-func sameFamily(v string, ip netip.Addr) bool {
-	p, err := netip.ParseAddr(v)
-	return err == nil && p.Is4() == ip.Is4()
+// holdsMACAddr says whether a holds mac now.
+func holdsMACAddr(a *Asset, mac Addr) bool {
+	return !mac.IsZero() && slices.ContainsFunc(a.MACHistory, func(m Address) bool { return m.Value == mac && m.Current })
 }
 
 // recordIP adds or refreshes an IP in a's history; it reports whether the IP is new to a.
 func (e *Engine) recordIP(a *Asset, value, mac string, o *discovery.Observation, current bool) bool {
-	i := slices.IndexFunc(a.IPHistory, func(r Address) bool { return r.Value == value })
+	valueV, macV := AddrOf(value), AddrOf(mac)
+	i := slices.IndexFunc(a.IPHistory, func(r Address) bool { return r.Value == valueV })
 	if i >= 0 {
 		r := &a.IPHistory[i]
 		stretch(&r.FirstSeen, &r.LastSeen, st(o))
 		if current {
 			r.Current = true
 			if mac != "" {
-				r.Via = mac
+				r.Via = macV
 			}
 		}
 		return false
 	}
-	a.IPHistory = append(a.IPHistory, Address{Value: value, VLAN: uint16(o.VLAN), Via: mac, Source: S(o.Source), FirstSeen: st(o), LastSeen: st(o), Current: current})
+	a.IPHistory = append(a.IPHistory, Address{Value: valueV, VLAN: uint16(o.VLAN), Via: macV, Source: S(o.Source), FirstSeen: st(o), LastSeen: st(o), Current: current})
 	return true
 }
 
 // releaseIP records that a no longer holds the IP (another device took it).
 func (e *Engine) releaseIP(a *Asset, value string, at Stamp, to string) {
+	valueV := AddrOf(value)
 	for i := range a.IPHistory {
-		if a.IPHistory[i].Value == value && a.IPHistory[i].Current {
+		if a.IPHistory[i].Value == valueV && a.IPHistory[i].Current {
 			a.IPHistory[i].Current = false
 			e.markDirty(a)
 			e.emit(a, at, EventChanged, map[string]string{"change": "ip_moved", "ip": value, "to_asset": to})
@@ -642,9 +641,10 @@ func (e *Engine) checkGateway(a *Asset, mac string, at Stamp) {
 	if _, ok := e.gateways[mac]; ok {
 		return
 	}
+	macV := AddrOf(mac)
 	n := 0
 	for _, r := range a.IPHistory {
-		if r.Via == mac && r.Current {
+		if r.Via == macV && r.Current {
 			n++
 		}
 	}
@@ -659,10 +659,10 @@ func (e *Engine) checkGateway(a *Asset, mac string, at Stamp) {
 	released := 0
 	for i := range a.IPHistory {
 		r := &a.IPHistory[i]
-		if r.Via == mac && r.Current && !onLinkSource(r.Source.String()) {
+		if r.Via == macV && r.Current && !onLinkSource(r.Source.String()) {
 			r.Current = false
 			released++
-			if p, err := netip.ParseAddr(r.Value); err == nil {
+			if p := r.Value.IP(); p.IsValid() {
 				if h, ok := e.byIP[p]; ok && h.asset == a {
 					delete(e.byIP, p)
 				}
@@ -774,7 +774,7 @@ func (e *Engine) refreshIdentity(a *Asset) {
 	strong := slices.ContainsFunc(a.Idents, func(x Ident) bool {
 		k := x.Kind.String()
 		return k == "serial" || k == "ssh_hostkey" || k == "tls_cert"
-	}) || slices.ContainsFunc(a.MACHistory, func(m Address) bool { return !discovery.LocallyAdministered(m.Value) })
+	}) || slices.ContainsFunc(a.MACHistory, func(m Address) bool { return !m.Value.local() })
 	if strong {
 		a.Identity = symStrong
 	} else {
@@ -844,7 +844,7 @@ func (e *Engine) merge(a, b *Asset, at Stamp, by, reason string) {
 		}
 	}
 	for _, r := range b.IPHistory {
-		if p, err := netip.ParseAddr(r.Value); err == nil {
+		if p := r.Value.IP(); p.IsValid() {
 			if h, ok := e.byIP[p]; ok && h.asset == b {
 				e.byIP[p] = ipHold{asset: a, last: h.last}
 			}

@@ -319,3 +319,14 @@ func TestFreshAssetChangesFoldIntoCreation(t *testing.T) {
 		t.Fatalf("events %+v, want new_hostname", evs)
 	}
 }
+
+func TestAddrRoundTrip(t *testing.T) {
+	for _, in := range []string{"00:16:3e:aa:bb:cc", "10.0.0.1", "fe80::1", "2001:db8::42"} {
+		if got := AddrOf(in).String(); got != in {
+			t.Errorf("AddrOf(%q).String() = %q", in, got)
+		}
+	}
+	if !AddrOf("02:00:00:00:00:01").local() || AddrOf("00:16:3e:00:00:01").local() || !AddrOf("nonsense").IsZero() {
+		t.Error("MAC bits or the zero Addr are wrong")
+	}
+}
