@@ -30,6 +30,7 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"token", "create, list and revoke API tokens (create|list|revoke)", runToken},
 		{"assets", "list and show the assets of a running server (list|show)", runAssets},
+		{"sensor", "find devices in a capture file (--read FILE)", runSensor},
 		{"version", "print the version", runVersion},
 	}
 }

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestSensorReadsCaptures(t *testing.T) {
+	pcap := func(name string) string {
+		p, err := filepath.Abs(filepath.Join("..", "..", "discovery", "passive", "testdata", name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	r := reckon(t, cleanEnv(), "sensor", "--read", pcap("tcpdump__LLDP_and_CDP.pcap"), "--format", "jsonl")
+	if r.code != 0 {
+		t.Fatalf("sensor: %d %s", r.code, r.stderr)
+	}
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d devices, want 2 switches:\n%s", len(lines), r.stdout)
+	}
+	for _, l := range lines {
+		var a struct {
+			MACs      []string `json:"macs"`
+			Hostnames []string `json:"hostnames"`
+			Vendor    string   `json:"vendor"`
+			Sources   []string `json:"sources"`
+		}
+		if err := json.Unmarshal([]byte(l), &a); err != nil {
+			t.Fatal(err)
+		}
+		if len(a.MACs) != 1 || len(a.Hostnames) == 0 || !strings.Contains(a.Vendor, "Cisco") || len(a.Sources) != 2 {
+			t.Errorf("device %s", l)
+		}
+	}
+	if r := reckon(t, cleanEnv(), "sensor", "--read", pcap("csanders__dhcp_nolease_initialization.pcapng")); r.code != 0 ||
+		!strings.Contains(r.stdout, "ubuntu2") || !strings.Contains(r.stdout, "192.168.1.10") {
+		t.Fatalf("table: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	bad := filepath.Join(t.TempDir(), "notes.pcap")
+	os.WriteFile(bad, []byte("not a capture"), 0o600)
+	wantOneLineError(t, reckon(t, cleanEnv(), "sensor", "--read", bad), "not a pcap or pcapng")
+	if r := reckon(t, cleanEnv(), "sensor"); r.code != 2 {
+		t.Fatalf("no --read: exit %d", r.code)
+	}
+	// A crafted capture is read to its end without a crash.
+	if r := reckon(t, cleanEnv(), "sensor", "--read", pcap("tcpdump__arp-too-long-tha.pcap"), "--format", "jsonl"); r.code > 1 ||
+		strings.Contains(r.stderr, "panic") {
+		t.Fatalf("hostile capture: %d %s", r.code, r.stderr)
+	}
+}
