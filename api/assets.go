@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,7 +139,7 @@ func (h *inventoryAPI) listAssets(w http.ResponseWriter, r *http.Request) error 
 	q := r.URL.Query()
 	f := inventory.Filter{Status: q.Get("status"), Q: strings.TrimSpace(q.Get("q")), Source: q.Get("source"), Cursor: q.Get("cursor")}
 	var errs []FieldError
-	if f.Status != "" && !contains(assetStatuses, f.Status) {
+	if f.Status != "" && !slices.Contains(assetStatuses, f.Status) {
 		errs = append(errs, FieldError{Field: "status", Detail: fmt.Sprintf("%q: want one of %s", f.Status, strings.Join(assetStatuses, ", "))})
 	}
 	if v := q.Get("subnet"); v != "" {
@@ -208,15 +209,6 @@ func (h *inventoryAPI) listAssets(w http.ResponseWriter, r *http.Request) error 
 }
 
 var listBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
-func contains(list []string, v string) bool {
-	for _, x := range list {
-		if x == v {
-			return true
-		}
-	}
-	return false
-}
 
 // assetError maps inventory errors to problems.
 func assetError(w http.ResponseWriter, r *http.Request, err error) error {

@@ -12,7 +12,6 @@ import (
 	"github.com/reckon-dev/reckon/api"
 	"github.com/reckon-dev/reckon/discovery"
 	"github.com/reckon-dev/reckon/inventory"
-	"github.com/reckon-dev/reckon/inventory/store"
 	"github.com/reckon-dev/reckon/inventory/store/storetest"
 )
 
@@ -62,5 +61,3 @@ func BenchmarkListAssets(b *testing.B) {
 		})
 	}
 }
-
-var _ = store.SQLite

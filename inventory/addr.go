@@ -24,14 +24,11 @@ const (
 // AddrOf reads a canonical MAC (aa:bb:cc:dd:ee:ff) or an IP; anything else
 // is the zero Addr.
 func AddrOf(s string) Addr {
-	if len(s) == 17 && strings.Count(s, ":") == 5 && s[2] == ':' {
-		raw, err := hex.DecodeString(strings.ReplaceAll(s, ":", ""))
-		if err == nil && len(raw) == 6 {
-			var a Addr
-			copy(a.b[:], raw)
-			a.kind = addrMAC
-			return a
-		}
+	if mac, ok := parseMAC(s); ok {
+		var a Addr
+		copy(a.b[:], mac[:])
+		a.kind = addrMAC
+		return a
 	}
 	if ip, err := netip.ParseAddr(s); err == nil {
 		return AddrFromIP(ip)
@@ -89,3 +86,36 @@ func (a *Addr) UnmarshalText(b []byte) error {
 
 // local says whether a MAC has the locally administered bit set.
 func (a Addr) local() bool { return a.kind == addrMAC && a.b[0]&0x02 != 0 }
+
+// parseMAC reads a canonical MAC (aa:bb:cc:dd:ee:ff) without allocating:
+// it runs for every observation on the ingest path.
+func parseMAC(s string) ([6]byte, bool) {
+	var mac [6]byte
+	if len(s) != 17 {
+		return mac, false
+	}
+	for i := range 6 {
+		if i > 0 && s[3*i-1] != ':' {
+			return mac, false
+		}
+		hi, ok1 := unhex(s[3*i])
+		lo, ok2 := unhex(s[3*i+1])
+		if !ok1 || !ok2 {
+			return mac, false
+		}
+		mac[i] = hi<<4 | lo
+	}
+	return mac, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/reckon-dev/reckon/discovery"
 	"github.com/reckon-dev/reckon/inventory"
-	"github.com/reckon-dev/reckon/inventory/store"
 	"github.com/reckon-dev/reckon/inventory/store/storetest"
 )
 
@@ -161,5 +160,3 @@ func BenchmarkEngineMemory1M(b *testing.B) {
 		runtime.KeepAlive(e)
 	}
 }
-
-var _ = store.SQLite

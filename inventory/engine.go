@@ -550,7 +550,7 @@ func (e *Engine) bindIdentifiers(a *Asset, o *discovery.Observation, mac string)
 
 // bindIP gives ip to a, taking it from whichever device held it before.
 func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observation) {
-	value := ip.String()
+	ipV, macV := AddrFromIP(ip), AddrOf(mac)
 	if h, ok := e.byIP[ip]; ok && h.asset != a {
 		switch {
 		case mac != "" && len(h.asset.MACHistory) == 0 && absDur(st(o).Sub(h.last)) <= e.opts.LeaseWindow && e.mergeable(a, h.asset):
@@ -559,25 +559,24 @@ func (e *Engine) bindIP(a *Asset, ip netip.Addr, mac string, o *discovery.Observ
 			e.merge(a, h.asset, st(o), "identity", "held the same IP within the lease window")
 		case st(o).Before(h.last):
 			// An older sighting than the current holder's: history only.
-			e.recordIP(a, value, mac, o, false)
+			e.recordIP(a, ipV, macV, o, false)
 			return
 		default:
-			e.releaseIP(h.asset, value, st(o), a.ID.String())
+			e.releaseIP(h.asset, ipV, st(o), a.ID.String())
 		}
 	}
 	if h, ok := e.byIP[ip]; !ok || h.asset != a || st(o).After(h.last) {
 		e.byIP[ip] = ipHold{asset: a, last: st(o)}
 	}
-	isNew := e.recordIP(a, value, mac, o, true)
+	isNew := e.recordIP(a, ipV, macV, o, true)
 	if isNew && a.FirstSeen.Before(st(o)) {
-		e.emit(a, st(o), EventChanged, map[string]string{"change": "new_ip", "ip": value})
+		e.emit(a, st(o), EventChanged, map[string]string{"change": "new_ip", "ip": ip.String()})
 	}
 	// A DHCP lease replaces the MAC's previous address of the same family.
 	if o.Source == "passive:dhcp" && mac != "" {
-		valueV, macV := AddrFromIP(ip), AddrOf(mac)
 		for i := range a.IPHistory {
 			r := &a.IPHistory[i]
-			if r.Current && r.Value != valueV && (r.Via == macV || !holdsMACAddr(a, r.Via)) && r.LastSeen.Before(st(o)) && r.Value.IP().Is4() == ip.Is4() {
+			if r.Current && r.Value != ipV && (r.Via == macV || !holdsMACAddr(a, r.Via)) && r.LastSeen.Before(st(o)) && r.Value.IP().Is4() == ip.Is4() {
 				r.Current = false
 				if p := r.Value.IP(); p.IsValid() {
 					if h, ok := e.byIP[p]; ok && h.asset == a {
@@ -605,32 +604,30 @@ func holdsMACAddr(a *Asset, mac Addr) bool {
 }
 
 // recordIP adds or refreshes an IP in a's history; it reports whether the IP is new to a.
-func (e *Engine) recordIP(a *Asset, value, mac string, o *discovery.Observation, current bool) bool {
-	valueV, macV := AddrOf(value), AddrOf(mac)
-	i := slices.IndexFunc(a.IPHistory, func(r Address) bool { return r.Value == valueV })
+func (e *Engine) recordIP(a *Asset, ipV, macV Addr, o *discovery.Observation, current bool) bool {
+	i := slices.IndexFunc(a.IPHistory, func(r Address) bool { return r.Value == ipV })
 	if i >= 0 {
 		r := &a.IPHistory[i]
 		stretch(&r.FirstSeen, &r.LastSeen, st(o))
 		if current {
 			r.Current = true
-			if mac != "" {
+			if !macV.IsZero() {
 				r.Via = macV
 			}
 		}
 		return false
 	}
-	a.IPHistory = append(a.IPHistory, Address{Value: valueV, VLAN: uint16(o.VLAN), Via: macV, Source: S(o.Source), FirstSeen: st(o), LastSeen: st(o), Current: current})
+	a.IPHistory = append(a.IPHistory, Address{Value: ipV, VLAN: uint16(o.VLAN), Via: macV, Source: S(o.Source), FirstSeen: st(o), LastSeen: st(o), Current: current})
 	return true
 }
 
 // releaseIP records that a no longer holds the IP (another device took it).
-func (e *Engine) releaseIP(a *Asset, value string, at Stamp, to string) {
-	valueV := AddrOf(value)
+func (e *Engine) releaseIP(a *Asset, ipV Addr, at Stamp, to string) {
 	for i := range a.IPHistory {
-		if a.IPHistory[i].Value == valueV && a.IPHistory[i].Current {
+		if a.IPHistory[i].Value == ipV && a.IPHistory[i].Current {
 			a.IPHistory[i].Current = false
 			e.markDirty(a)
-			e.emit(a, at, EventChanged, map[string]string{"change": "ip_moved", "ip": value, "to_asset": to})
+			e.emit(a, at, EventChanged, map[string]string{"change": "ip_moved", "ip": ipV.String(), "to_asset": to})
 		}
 	}
 }

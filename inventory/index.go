@@ -2,7 +2,6 @@ package inventory
 
 import (
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -28,8 +27,11 @@ func macBits(k string) (uint64, bool) {
 	default:
 		return 0, false
 	}
-	v, err := strconv.ParseUint(strings.ReplaceAll(mac, ":", ""), 16, 64)
-	return v, err == nil
+	b, ok := parseMAC(mac)
+	if !ok {
+		return 0, false
+	}
+	return uint64(b[0])<<40 | uint64(b[1])<<32 | uint64(b[2])<<24 | uint64(b[3])<<16 | uint64(b[4])<<8 | uint64(b[5]), true
 }
 
 func (x keyIndex) get(k string) *Asset {

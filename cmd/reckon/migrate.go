@@ -20,12 +20,12 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		return err
 	}
 	logger := newLogger(cfg, stderr)
-	kind, err := cfg.Database.Kind()
+	opts, err := storeOptions(cfg, logger)
 	if err != nil {
-		return fmt.Errorf("database.url: %w", err)
+		return err
 	}
-	st, err := store.Open(ctx, store.Options{Kind: store.Kind(kind), URL: cfg.Database.URL, Path: cfg.SQLitePath(),
-		MaxOpenConns: 2, ConnectTimeout: cfg.Database.ConnTimeout, Logger: logger})
+	opts.MaxOpenConns = 2
+	st, err := store.Open(ctx, opts)
 	if err != nil {
 		return err
 	}

@@ -36,17 +36,9 @@ func newLogger(cfg config.Config, w io.Writer) *slog.Logger {
 // openStore opens the configured database and brings its schema up to date
 // when migrate is true; either way it refuses a schema it does not know.
 func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, migrate bool) (*store.Store, error) {
-	kind, err := cfg.Database.Kind()
+	opts, err := storeOptions(cfg, logger)
 	if err != nil {
-		return nil, fmt.Errorf("database.url: %w", err)
-	}
-	opts := store.Options{
-		Kind:           store.Kind(kind),
-		URL:            cfg.Database.URL,
-		Path:           cfg.SQLitePath(),
-		MaxOpenConns:   cfg.Database.MaxOpenConns,
-		ConnectTimeout: cfg.Database.ConnTimeout,
-		Logger:         logger,
+		return nil, err
 	}
 	st, err := store.Open(ctx, opts)
 	if err != nil {
@@ -70,4 +62,20 @@ func openStore(ctx context.Context, cfg config.Config, logger *slog.Logger, migr
 		return nil, err
 	}
 	return st, nil
+}
+
+// storeOptions says which database the configuration selects.
+func storeOptions(cfg config.Config, logger *slog.Logger) (store.Options, error) {
+	kind, err := cfg.Database.Kind()
+	if err != nil {
+		return store.Options{}, fmt.Errorf("database.url: %w", err)
+	}
+	return store.Options{
+		Kind:           store.Kind(kind),
+		URL:            cfg.Database.URL,
+		Path:           cfg.SQLitePath(),
+		MaxOpenConns:   cfg.Database.MaxOpenConns,
+		ConnectTimeout: cfg.Database.ConnTimeout,
+		Logger:         logger,
+	}, nil
 }

@@ -420,7 +420,6 @@ func (d *Decoder) slowPath(data []byte, ci gopacket.CaptureInfo, link layers.Lin
 		}
 		if lldp, ok := pkt.Layer(layers.LayerTypeLinkLayerDiscovery).(*layers.LinkLayerDiscovery); ok &&
 			lldp.ChassisID.Subtype == layers.LLDPChassisIDSubTypeMACAddr && len(lldp.ChassisID.ID) == 6 {
-			o.Identifiers.Serial = "" // a chassis MAC is not a serial; kept as a hint
 			o.Hints = append(o.Hints, discovery.Hint{Kind: "chassis_mac", Value: net.HardwareAddr(lldp.ChassisID.ID).String(), Confidence: 1, Source: "lldp-chassis-id"})
 		}
 		d.send(o)
