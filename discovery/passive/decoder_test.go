@@ -143,19 +143,32 @@ func TestHostileCaptures(t *testing.T) {
 }
 
 // A crafted Linux SLL header whose address length runs past the frame made
-// gopacket's decoder index out of range; the decoder counts it instead.
+// gopacket's decoder index out of range; the header walk checks the length
+// and reads nothing from such a frame, and short frames count an error of
+// their layer.
 func TestCraftedSLL(t *testing.T) {
-	d := passive.NewDecoder(passive.Options{}, func(discovery.Observation) {})
+	n := 0
+	d := passive.NewDecoder(passive.Options{}, func(discovery.Observation) { n++ })
 	frame := make([]byte, 16)
 	frame[4], frame[5] = 0xff, 0xff // address length 65535
 	d.Packet(frame, gopacket.CaptureInfo{}, layers.LinkTypeLinuxSLL)
-	if d.Stats.Errors["panic"] != 1 {
-		t.Fatalf("errors %v", d.Stats.Errors)
-	}
 	d.Packet(make([]byte, 3), gopacket.CaptureInfo{}, layers.LinkTypeEthernet)
+	d.Packet(make([]byte, 10), gopacket.CaptureInfo{}, layers.LinkTypeLinuxSLL2)
 	d.Packet(nil, gopacket.CaptureInfo{}, layers.LinkType(147))
-	if d.Stats.Packets != 3 {
-		t.Fatalf("packets %d", d.Stats.Packets)
+	if d.Stats.Packets != 4 || n != 0 {
+		t.Fatalf("packets %d, observations %d", d.Stats.Packets, n)
+	}
+	for _, layer := range []string{"Ethernet", "LinuxSLL2", "linktype:"} {
+		found := false
+		for k := range d.Stats.Errors {
+			found = found || strings.HasPrefix(k, layer)
+		}
+		if !found {
+			t.Errorf("no %s error counted: %v", layer, d.Stats.Errors)
+		}
+	}
+	if d.Stats.Errors["panic"] != 0 {
+		t.Fatalf("a panic was recovered: %v", d.Stats.Errors)
 	}
 }
 

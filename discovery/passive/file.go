@@ -24,6 +24,7 @@ type File struct {
 	r      packetReader
 	ng     *pcapgo.NgReader
 	link   layers.LinkType
+	unmap  func()
 	Format string // "pcap" or "pcapng"
 }
 
@@ -55,12 +56,15 @@ func OpenFile(path string) (*File, error) {
 		}
 		c.r, c.ng, c.link, c.Format = ng, ng, ng.LinkType(), "pcapng"
 	case isPcapMagic(magic):
-		r, err := pcapgo.NewReader(br)
+		mapped, unmap := mapFile(f)
+		r, err := newPcapReader(br, mapped)
 		if err != nil {
+			unmap()
 			f.Close()
 			return nil, fmt.Errorf("%s: pcap: %w", path, err)
 		}
-		c.r, c.link, c.Format = r, r.LinkType(), "pcap"
+		c.unmap = unmap
+		c.r, c.link, c.Format = r, r.link, "pcap"
 	default:
 		f.Close()
 		return nil, fmt.Errorf("%s: %w (magic %x)", path, ErrNotCapture, magic)
@@ -94,4 +98,9 @@ func (c *File) Next() ([]byte, gopacket.CaptureInfo, layers.LinkType, error) {
 }
 
 // Close closes the file.
-func (c *File) Close() error { return c.f.Close() }
+func (c *File) Close() error {
+	if c.unmap != nil {
+		c.unmap()
+	}
+	return c.f.Close()
+}

@@ -1,0 +1,7 @@
+//go:build !unix
+
+package passive
+
+import "os"
+
+func mapFile(*os.File) ([]byte, func()) { return nil, func() {} }

@@ -1,0 +1,8 @@
+package passive
+
+// Extractors whose parsers are being written; wired in next.
+func (d *Decoder) onND(b []byte)     {}
+func (d *Decoder) onDHCPv6()         {}
+func (d *Decoder) onDNS(kind string) {}
+func (d *Decoder) onSSDP()           {}
+func (d *Decoder) onStream()         {}
