@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestSensorReadsCaptures(t *testing.T) {
@@ -53,4 +54,47 @@ func TestSensorReadsCaptures(t *testing.T) {
 		strings.Contains(r.stderr, "panic") {
 		t.Fatalf("hostile capture: %d %s", r.code, r.stderr)
 	}
+}
+
+// serve runs the sensors of its configuration in-process: a capture file
+// read once lands its devices in the inventory, and the sensor's counters
+// are on /metrics.
+func TestServeRunsSensors(t *testing.T) {
+	capture, err := filepath.Abs(filepath.Join("..", "..", "discovery", "passive", "testdata", "csanders__dhcp_nolease_initialization.pcapng"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "reckon.yaml")
+	os.WriteFile(cfg, []byte("sensors:\n  - name: lab\n    read: "+capture+"\n"), 0o600)
+	s := serve(t, cleanEnv(), "--config", cfg)
+	tok := s.adminToken()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, body := s.get("/api/v1/assets", tok)
+		if code == 200 && strings.Contains(body, "00:0c:29:59:fd:21") && strings.Contains(body, "ubuntu2") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the sensor's device never reached /api/v1/assets: %d %s\n%s", code, body, s.logs())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	code, metrics := s.get("/metrics", tok)
+	if code != 200 || !strings.Contains(metrics, `reckon_sensor_packets_total{sensor="lab"} 4`) {
+		t.Fatalf("metrics %d: %s", code, grepLines(metrics, "reckon_sensor"))
+	}
+	// A sensor whose settings are wrong stops serve at start with its name.
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("sensors:\n  - name: lab\n    read: x.pcap\n    interface: eth0\n"), 0o600)
+	wantOneLineError(t, reckon(t, cleanEnv(), "serve", "--config", bad), "sensors[0]", "exactly one of interface or read")
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }

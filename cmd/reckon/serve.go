@@ -141,10 +141,18 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := q.Start(ctx); err != nil {
 		return err
 	}
+	sensorCtx, stopSensors := context.WithCancel(ctx)
+	defer stopSensors()
+	waitSensors, err := startSensors(sensorCtx, cfg.Sensors, inv, reg, logger)
+	if err != nil {
+		return err
+	}
 	logger.Info("reckon serving", "version", versionString(), "listen", ln.Addr().String(),
 		"store", st.Kind, "database", st.Where(), "startup", time.Since(started).Round(time.Millisecond))
 
 	runErr := srv.Run(ctx, ln, cfg.ShutdownGrace)
+	stopSensors()
+	waitSensors()
 	logger.Info("shutting down: waiting for running jobs", "grace", cfg.ShutdownGrace)
 	stopCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace+10*time.Second)
 	defer cancel()

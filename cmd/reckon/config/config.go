@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -34,6 +35,9 @@ type Config struct {
 	Queue    Queue    `yaml:"queue"`
 	// Inventory tunes identity resolution and the asset store.
 	Inventory Inventory `yaml:"inventory"`
+	// Sensors are passive sensors serve runs in-process, each feeding the
+	// inventory directly (a remote sensor ships with reckon sensor --server).
+	Sensors []Sensor `yaml:"sensors"`
 	// MemoryLimit is a soft limit on the process's memory (1400MiB, 2GiB):
 	// the Go runtime collects garbage harder as it nears it. Empty: none
 	// (unless GOMEMLIMIT is set).
@@ -88,6 +92,34 @@ type Inventory struct {
 	MaintainEvery time.Duration `yaml:"maintain_every"`
 	// ExtraJunkSerials are serials to ignore besides the built-in list.
 	ExtraJunkSerials []string `yaml:"extra_junk_serials"`
+}
+
+// Sensor is one in-process passive sensor: a live interface, or a capture
+// file read once or replayed (for a demo or a lab).
+type Sensor struct {
+	Name string `yaml:"name"`
+	// Interface to capture from (AF_PACKET; root or CAP_NET_RAW), or Read, a
+	// pcap/pcapng file.
+	Interface string `yaml:"interface"`
+	Read      string `yaml:"read"`
+	// Replay paces a file by its timestamps; Repeat reads it again this long
+	// after it ended (0: once).
+	Replay bool          `yaml:"replay"`
+	Repeat time.Duration `yaml:"repeat"`
+	// BPF is a tcpdump filter expression; Workers the fanout sockets (0: one a CPU).
+	BPF     string `yaml:"bpf"`
+	Workers int    `yaml:"workers"`
+	// LocalNetworks are on-link prefixes (more are learned from DHCP, ARP
+	// and router advertisements); Networks the organisation's address space
+	// (default: the private ranges).
+	LocalNetworks []string `yaml:"local_networks"`
+	Networks      []string `yaml:"networks"`
+	// Signatures are extra signature files or directories; BuiltinSignatures
+	// false replaces the built-in set with them.
+	Signatures        []string `yaml:"signatures"`
+	BuiltinSignatures *bool    `yaml:"builtin_signatures"`
+	// Resight: a fact is reported again after this long (default 5m).
+	Resight time.Duration `yaml:"resight"`
 }
 
 // Queue tunes the River job queue.
@@ -243,6 +275,34 @@ func (c *Config) Validate() error {
 	if c.Queue.Workers < 1 || c.Queue.Workers > 10000 {
 		bad("queue.workers", "must be between 1 and 10000, got %d", c.Queue.Workers)
 	}
+	names := map[string]bool{}
+	for i, sn := range c.Sensors {
+		key := fmt.Sprintf("sensors[%d]", i)
+		if sn.Name == "" {
+			bad(key+".name", "required")
+		} else if names[sn.Name] {
+			bad(key+".name", "%q names two sensors", sn.Name)
+		}
+		names[sn.Name] = true
+		if (sn.Interface == "") == (sn.Read == "") {
+			bad(key, "give exactly one of interface or read")
+		}
+		if sn.Interface != "" && (sn.Replay || sn.Repeat != 0) {
+			bad(key, "replay and repeat apply to read, not interface")
+		}
+		if sn.Repeat < 0 || sn.Resight < 0 || sn.Workers < 0 {
+			bad(key, "repeat, resight and workers must not be negative")
+		}
+		for j, n := range append(slices.Clone(sn.LocalNetworks), sn.Networks...) {
+			if _, err := netipParsePrefix(n); err != nil {
+				field := fmt.Sprintf("%s.local_networks[%d]", key, j)
+				if j >= len(sn.LocalNetworks) {
+					field = fmt.Sprintf("%s.networks[%d]", key, j-len(sn.LocalNetworks))
+				}
+				bad(field, "%q is not a CIDR prefix", n)
+			}
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}
@@ -250,6 +310,8 @@ func (c *Config) Validate() error {
 	slices.Sort(errs)
 	return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
 }
+
+func netipParsePrefix(s string) (netip.Prefix, error) { return netip.ParsePrefix(strings.TrimSpace(s)) }
 
 // StoreKind says which store a database URL selects.
 type StoreKind string
