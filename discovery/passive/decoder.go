@@ -501,6 +501,11 @@ func (d *Decoder) base(source string, ip netip.Addr) (discovery.Observation, boo
 	o := discovery.Observation{Source: source, Time: f.ci.Timestamp.UTC(), VLAN: int(f.vlan)}
 	usable := ip.IsValid() && usableIP(ip)
 	onLink := f.hasSrc && (!usable || d.local.owns(ip, f.src))
+	if !onLink && f.hasSrc && usable && ip == f.srcIP && d.linkScoped() {
+		// A frame no router forwards came from the host itself.
+		d.local.learnHost(ip, f.src)
+		onLink = true
+	}
 	if onLink {
 		o.MAC = net.HardwareAddr(f.src[:]).String()
 		o.Vendor = d.vendorOf(f.src)
@@ -515,6 +520,22 @@ func (d *Decoder) base(source string, ip netip.Addr) (discovery.Observation, boo
 		return o, false
 	}
 	return o, true
+}
+
+// linkScoped says whether the frame's destination is one routers never
+// forward: the limited broadcast, link-local multicast (224.0.0.0/24,
+// ff02::/16), or IPv6 with hop limit 255 (neighbour discovery).
+func (d *Decoder) linkScoped() bool {
+	dst := d.fr.dstIP
+	if dst.Is4() {
+		b := dst.As4()
+		return b == [4]byte{255, 255, 255, 255} || b[0] == 224 && b[1] == 0 && b[2] == 0
+	}
+	if dst.Is6() {
+		b := dst.As16()
+		return b[0] == 0xff && b[1]&0x0f == 0x02 || d.fr.ttl == 255 && d.fr.proto == protoICMPv6
+	}
+	return false
 }
 
 func (d *Decoder) internal(ip netip.Addr) bool {
