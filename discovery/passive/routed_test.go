@@ -236,10 +236,10 @@ func TestSignatureFiles(t *testing.T) {
 	for body, want := range map[string]string{
 		"signatures:\n  - {id: x, on: syn, ttl: 63, options: M*, os: X, confidence: 0.5}\n": "signature x: ttl 63",
 		"signatures:\n  - {id: y, on: text, pattern: '(', os: X, confidence: 0.5}\n":        "signature y: pattern",
-		"signatures:\n  - {id: z, on: dhcp, fingerprint: '1,3', confidence: 0.5}\n":        "signature z: concludes nothing",
-		"signatures:\n  - {id: w, on: smell, os: X, confidence: 0.5}\n":                    `signature w: on "smell"`,
-		"signatures:\n  - {on: syn}\n":                                                     "signature #1: id is required",
-		"signaturez: []\n":                                                                 "field signaturez not found",
+		"signatures:\n  - {id: z, on: dhcp, fingerprint: '1,3', confidence: 0.5}\n":         "signature z: concludes nothing",
+		"signatures:\n  - {id: w, on: smell, os: X, confidence: 0.5}\n":                     `signature w: on "smell"`,
+		"signatures:\n  - {on: syn}\n":                                                      "signature #1: id is required",
+		"signaturez: []\n":                                                                  "field signaturez not found",
 	} {
 		p := filepath.Join(t.TempDir(), "bad.yaml")
 		os.WriteFile(p, []byte(body), 0o600)
