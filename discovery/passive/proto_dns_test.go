@@ -264,7 +264,7 @@ func TestDNSHostile(t *testing.T) {
 		return b
 	}
 	selfLoop := append(hdr(1, 0), 0xc0, 12, 0, 1, 0, 1) // the name points at itself
-	long := hdr(1, 0) // 5 labels of 63: 320 octets, over 255
+	long := hdr(1, 0)                                   // 5 labels of 63: 320 octets, over 255
 	for range 5 {
 		long = append(long, 63)
 		long = append(long, strings.Repeat("a", 63)...)
@@ -274,14 +274,14 @@ func TestDNSHostile(t *testing.T) {
 		msg  []byte
 		want error
 	}{
-		"short header":       {make([]byte, 11), errDNSShort},
-		"pointer loop":       {selfLoop, errDNSLoop},
-		"name over 255":      {long, errDNSName},
-		"extended label":     {append(hdr(1, 0), 0x41, 0, 0, 1, 0, 1), errDNSName},
-		"counts lie":         {hdr(0xffff, 0xffff), errDNSTooMany},
-		"missing record":     {hdr(1, 0), errDNSShort},
-		"rdata past end":     {append(hdr(0, 1), 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 1, 2), errDNSShort},
-		"pointer past end":   {append(hdr(1, 0), 0xc0, 0xff, 0, 1, 0, 1), errDNSShort},
+		"short header":     {make([]byte, 11), errDNSShort},
+		"pointer loop":     {selfLoop, errDNSLoop},
+		"name over 255":    {long, errDNSName},
+		"extended label":   {append(hdr(1, 0), 0x41, 0, 0, 1, 0, 1), errDNSName},
+		"counts lie":       {hdr(0xffff, 0xffff), errDNSTooMany},
+		"missing record":   {hdr(1, 0), errDNSShort},
+		"rdata past end":   {append(hdr(0, 1), 0, 0, 1, 0, 1, 0, 0, 0, 0, 0, 4, 1, 2), errDNSShort},
+		"pointer past end": {append(hdr(1, 0), 0xc0, 0xff, 0, 1, 0, 1), errDNSShort},
 	} {
 		var s dnsScratch
 		err := walkDNS(c.msg, &s, func(*dnsRR) bool { return true })
