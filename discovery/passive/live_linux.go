@@ -38,6 +38,9 @@ func Live(ctx context.Context, opts LiveOptions, handle LiveHandler) error {
 	if name == "" {
 		return errors.New("live capture: no interface given")
 	}
+	if handle == nil {
+		return errors.New("live capture: no handler")
+	}
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
 		if strings.Contains(err.Error(), "no such network interface") {

@@ -242,16 +242,18 @@ func TestLiveFilter(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var arp, other atomic.Int64
+	var since atomic.Int64 // UnixNano; frames captured before are not counted as other
 	done := make(chan error, 1)
 	capCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	go func() {
 		done <- lab.Do(l.SensorNetns, func() error {
 			return passive.Live(capCtx, passive.LiveOptions{Interface: l.SensorIface, BPF: "arp", Workers: 1, NumBlocks: 2},
-				func(_ int, data []byte, _ gopacket.CaptureInfo, _ layers.LinkType) {
-					if len(data) >= 14 && data[12] == 0x08 && data[13] == 0x06 {
+				func(_ int, data []byte, ci gopacket.CaptureInfo, _ layers.LinkType) {
+					switch {
+					case len(data) >= 14 && data[12] == 0x08 && data[13] == 0x06:
 						arp.Add(1)
-					} else {
+					case since.Load() != 0 && ci.Timestamp.UnixNano() >= since.Load():
 						other.Add(1)
 					}
 				})
@@ -262,7 +264,9 @@ func TestLiveFilter(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	other.Store(0) // frames that came before the filter was attached
+	// Frames that came before the filter was attached may still be on their
+	// way (a block is handed over when full or after 64ms): count from now.
+	since.Store(time.Now().UnixNano())
 	if err := a.Ping(ctx, b.IP, 5); err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +349,8 @@ func TestLiveInterfaceGone(t *testing.T) {
 // before any socket is opened.
 func TestLiveNoSuchInterface(t *testing.T) {
 	name := fmt.Sprintf("rkno%x", time.Now().UnixNano()&0xffffff)
-	err := passive.Live(context.Background(), passive.LiveOptions{Interface: name}, nil)
+	err := passive.Live(context.Background(), passive.LiveOptions{Interface: name},
+		func(int, []byte, gopacket.CaptureInfo, layers.LinkType) {})
 	if !errors.Is(err, passive.ErrNoSuchInterface) || err.Error() != "no such interface "+name {
 		t.Fatalf("Live on %s: %v, want \"no such interface %s\"", name, err, name)
 	}
