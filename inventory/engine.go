@@ -726,6 +726,14 @@ func (e *Engine) observeDetails(a *Asset, o *discovery.Observation) {
 	for _, h := range o.Hints {
 		x := a.rw()
 		i := slices.IndexFunc(x.Hints, func(r HintRec) bool { return r.Kind.String() == h.Kind })
+		// An OS hint names the OS when no source states one and it is the
+		// surest so far; an equally sure hint that disagrees does not flip it.
+		if h.Kind == "os" && o.OS == "" && h.Value != a.OS.String() && (i < 0 || h.Confidence > x.Hints[i].Confidence) {
+			if !a.OS.IsZero() {
+				e.emit(a, st(o), EventChanged, map[string]string{"change": "os", "before": a.OS.String(), "after": h.Value})
+			}
+			a.OS = S(h.Value)
+		}
 		if i < 0 {
 			x.Hints = append(x.Hints, HintRec{Kind: S(h.Kind), Value: S(h.Value), Confidence: h.Confidence, Source: S(h.Source), LastSeen: st(o)})
 		} else if h.Confidence >= x.Hints[i].Confidence {

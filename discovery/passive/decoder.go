@@ -115,6 +115,7 @@ type frame struct {
 	ci      gopacket.CaptureInfo
 	vlan    uint16
 	src     [6]byte
+	dst     [6]byte
 	hasSrc  bool
 	virtual bool // the source is a first-hop-redundancy virtual MAC
 	etype   uint16
@@ -146,6 +147,7 @@ type Decoder struct {
 	seen      map[seenKey]int64
 	lastSweep int64
 	local     localNets
+	sc        scratch
 
 	Stats Stats
 }
@@ -208,6 +210,7 @@ func (d *Decoder) Packet(data []byte, ci gopacket.CaptureInfo, link layers.LinkT
 			d.Stats.Errors["Ethernet"]++
 			return
 		}
+		copy(f.dst[:], data[0:6])
 		copy(f.src[:], data[6:12])
 		f.hasSrc = true
 		f.etype = binary.BigEndian.Uint16(data[12:14])
@@ -411,7 +414,7 @@ func (d *Decoder) onUDP() {
 		if f.srcIP.Is4() {
 			d.onDHCP()
 		}
-	case s == 546 || t == 547 || s == 547:
+	case s == 546 || t == 546 || t == 547 || s == 547:
 		d.onDHCPv6()
 	case s == 5353 || t == 5353:
 		d.onDNS("mdns")
@@ -423,6 +426,8 @@ func (d *Decoder) onUDP() {
 		d.onDNS("dns")
 	case s == 1900 || t == 1900:
 		d.onSSDP()
+	case t == 2190:
+		d.onTiVo()
 	case t == 1985 || t == 2029:
 		d.onRedundancy("hsrp")
 	}

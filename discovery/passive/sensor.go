@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -167,8 +168,55 @@ func (s *Sensor) runFile(ctx context.Context) error {
 	}
 }
 
-// packetHandler is what a live capture calls for each frame.
-type packetHandler func(worker int, data []byte, ci gopacket.CaptureInfo, link layers.LinkType)
+// runLive captures from the interface with one decoder per fanout worker.
+// Each worker publishes its counts every 4096 frames, and a ticker does so
+// for quiet workers and copies the ring's drop count.
+func (s *Sensor) runLive(ctx context.Context) error {
+	workers := s.opts.Workers
+	if workers <= 0 {
+		workers = runtime.NumCPU()
+	}
+	ws := make([]*worker, workers)
+	wmu := make([]sync.Mutex, workers)
+	for i := range ws {
+		ws[i] = s.newWorker()
+	}
+	var ls LiveStats
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	done := make(chan struct{})
+	defer close(done)
+	publishAll := func() {
+		for i, w := range ws {
+			wmu[i].Lock()
+			w.publish()
+			wmu[i].Unlock()
+		}
+		s.drops.Store(ls.Drops())
+	}
+	go func() {
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				publishAll()
+			}
+		}
+	}()
+	err := Live(ctx, LiveOptions{Interface: s.opts.Interface, BPF: s.opts.BPF, Workers: workers, Stats: &ls, Logger: s.opts.Decoder.Logger},
+		func(i int, data []byte, ci gopacket.CaptureInfo, link layers.LinkType) {
+			wmu[i].Lock()
+			w := ws[i]
+			w.dec.Packet(data, ci, link)
+			if w.dec.Stats.Packets&0xfff == 0 {
+				w.publish()
+			}
+			wmu[i].Unlock()
+		})
+	publishAll()
+	return err
+}
 
 // Collector exports the sensor's counters as Prometheus metrics labelled
 // with the sensor's name.
