@@ -28,6 +28,17 @@ DEB_PACKAGES=(
 	python3
 	gcc
 	libc6-dev
+	# the test network (internal/lab): namespaced hosts running real services,
+	# a mirror port, and the tools that make traffic between them
+	tcpdump
+	dnsmasq-base
+	isc-dhcp-client
+	openssh-server
+	openssh-client
+	nginx-light
+	iputils-ping
+	iputils-arping
+	tcpreplay
 )
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -57,7 +68,16 @@ if ((${#missing[@]} > 0)); then
 	if [[ $(id -u) -eq 0 ]]; then
 		echo "installing missing packages: ${missing[*]}"
 		apt-get update
-		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+		# The tests run sshd and nginx themselves, inside namespaces; the
+		# packages must not start system-wide services on install.
+		norc=""
+		if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+			printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d && norc=1
+		fi
+		rc=0
+		DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" || rc=$?
+		if [[ -n $norc ]]; then rm -f /usr/sbin/policy-rc.d; fi
+		((rc == 0)) || die "apt-get install failed (exit $rc)"
 	elif is_ci; then
 		die "missing Debian packages (and not root, cannot install): ${missing[*]}
        install them with: apt-get install -y --no-install-recommends ${missing[*]}"
