@@ -54,8 +54,8 @@ var (
 )
 
 // dhcp6Msg is what parseDHCPv6 reads from one message. Byte-slice fields
-// point into the payload (FQDN into the struct itself) and are valid only
-// until the payload is reused or the struct is parsed into again.
+// point into the payload and are valid only until the payload is reused
+// or the struct is parsed into again.
 type dhcp6Msg struct {
 	// Type and XID are those of the innermost message, after relay
 	// wrappers have been taken off.
@@ -81,10 +81,9 @@ type dhcp6Msg struct {
 	// and IA_TA options, in order, at most dhcp6MaxAddrs.
 	Addrs  [dhcp6MaxAddrs]netip.Addr
 	NAddrs int
-	// FQDN is the Client FQDN option's name (option 39) as dotted text,
-	// lower-cased, without a trailing dot; FQDNFlags its flags octet
-	// (S 0x01, O 0x02, N 0x04). HasFQDN says whether the option was there.
-	FQDN      []byte
+	// FQDNFlags is the Client FQDN option's (option 39) flags octet
+	// (S 0x01, O 0x02, N 0x04), HasFQDN whether the option was there; the
+	// FQDN method returns its name.
 	FQDNFlags uint8
 	HasFQDN   bool
 	// VendorEnterprise and VendorClass are the Vendor Class option's
@@ -96,8 +95,15 @@ type dhcp6Msg struct {
 	// codes, two bytes each; appendORO renders it.
 	ORO []byte
 
-	fqdn [dnsMaxWire]byte
+	// The name lives in the struct, not behind a slice of it, so that a
+	// dhcp6Msg can stay on its caller's stack.
+	fqdn    [dnsMaxWire]byte
+	fqdnLen int
 }
+
+// FQDN returns the Client FQDN option's name as dotted text, lower-cased,
+// without a trailing dot; empty without the option. It points into m.
+func (m *dhcp6Msg) FQDN() []byte { return m.fqdn[:m.fqdnLen] }
 
 // parseDHCPv6 reads a DHCPv6 message into m, first taking off up to
 // dhcp6MaxRelay relay wrappers. On error, m holds what was read before the
@@ -155,7 +161,7 @@ func parseDHCPv6(p []byte, m *dhcp6Msg) error {
 		case dhcp6OptClientFQDN:
 			if len(body) >= 1 {
 				m.FQDNFlags, m.HasFQDN = body[0], true
-				m.FQDN = decodeWireName(body[1:], &m.fqdn)
+				m.fqdnLen = len(decodeWireName(body[1:], &m.fqdn))
 			}
 		case dhcp6OptVendorClass:
 			if len(body) >= 4 {

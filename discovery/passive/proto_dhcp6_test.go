@@ -80,7 +80,7 @@ func TestDHCPv6Relayed(t *testing.T) {
 		t.Errorf("relay %d %v %v", m.Relays, m.RelayLink, m.RelayPeer)
 	}
 	if m.Type != dhcp6Solicit || m.XID != 0x78244b || m.ClientMAC != [6]byte{0xb8, 0x27, 0xeb, 0xb8, 0x53, 0xc8} ||
-		!m.HasFQDN || string(m.FQDN) != "raspberrypi" || m.FQDNFlags != 0x01 ||
+		!m.HasFQDN || string(m.FQDN()) != "raspberrypi" || m.FQDNFlags != 0x01 ||
 		!m.HasVendorClass || m.VendorEnterprise != 40712 || string(m.VendorClass) != "dhcpcd-6.11.5:Linux-4.1.18-v7+:armv7l:BCM2709" ||
 		oro(m) != "23,24,31,39,82,83" {
 		t.Errorf("relayed solicit %+v", m)
@@ -120,8 +120,8 @@ func TestDHCPv6Hostile(t *testing.T) {
 	}
 	// An FQDN whose label runs past the option keeps what came before.
 	fqdn := []byte{1, 0, 0, 1, 0, 39, 0, 9, 0x04, 3, 'w', 'w', 'w', 9, 'h', 'o', 's'}
-	if err := parseDHCPv6(fqdn, &m); err != nil || string(m.FQDN) != "www" {
-		t.Errorf("cut FQDN: %v %q", err, m.FQDN)
+	if err := parseDHCPv6(fqdn, &m); err != nil || string(m.FQDN()) != "www" {
+		t.Errorf("cut FQDN: %v %q", err, m.FQDN())
 	}
 	// tcpdump's crafted Reconfigure: a fault, not a crash.
 	for _, p := range capturePayloads(t, "tcpdump__dhcp6_reconf_asan.pcap") {
@@ -133,9 +133,9 @@ func TestDHCPv6Hostile(t *testing.T) {
 
 func TestDHCPv6NoAllocs(t *testing.T) {
 	p := framePayload(t, "tcpdump__dhcpv6-mud.pcap", 1)
-	var m dhcp6Msg
 	buf := make([]byte, 0, 64)
 	noAllocs(t, "parseDHCPv6", func() {
+		var m dhcp6Msg // a local stays on the stack
 		parseDHCPv6(p, &m)
 		buf = appendORO(buf[:0], m.ORO)
 	})
@@ -159,7 +159,7 @@ func FuzzDHCPv6(f *testing.F) {
 				t.Fatal("a field lies outside the payload")
 			}
 		}
-		if !within(m.FQDN, m.fqdn[:]) || len(m.ORO)%2 != 0 {
+		if !within(m.FQDN(), m.fqdn[:]) || len(m.ORO)%2 != 0 {
 			t.Fatal("FQDN outside its buffer or ORO odd")
 		}
 		appendORO(nil, m.ORO)

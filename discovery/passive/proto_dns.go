@@ -104,8 +104,10 @@ type dnsRR struct {
 	s       *dnsScratch
 }
 
-// dnsScratch is the caller-owned working memory of walkDNS. Keep one per
-// decoder and reuse it; it is not safe for concurrent use.
+// dnsScratch is the caller-owned working memory of walkDNS (about 600
+// bytes). Keep one per decoder and reuse it: walkDNS hands the callback a
+// record inside it, so it lives on the heap, and a fresh one per message
+// would be an allocation per message. It is not safe for concurrent use.
 type dnsScratch struct {
 	// Header is the header of the message being walked, set before the
 	// first callback.

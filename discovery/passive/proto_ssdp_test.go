@@ -130,11 +130,18 @@ func TestTiVoBeacon(t *testing.T) {
 func TestSSDPNoAllocs(t *testing.T) {
 	p := framePayload(t, "ndpi__ssdp-m-search-ua.pcap", 1)
 	tivo := framePayload(t, "ndpi__TivoDVR.pcap", 1)
-	var m ssdpMsg
-	var b tivoBeacon
-	noAllocs(t, "parseSSDP", func() { parseSSDP(p, &m) })
-	noAllocs(t, "parseTiVo", func() { parseTiVo(tivo, &b) })
-	if m.UserAgent == nil || b.Machine == nil {
+	var ua, machine []byte
+	noAllocs(t, "parseSSDP", func() {
+		var m ssdpMsg // a local stays on the stack
+		parseSSDP(p, &m)
+		ua = m.UserAgent
+	})
+	noAllocs(t, "parseTiVo", func() {
+		var b tivoBeacon
+		parseTiVo(tivo, &b)
+		machine = b.Machine
+	})
+	if ua == nil || machine == nil {
 		t.Fatal("nothing parsed")
 	}
 }

@@ -313,11 +313,11 @@ func TestTLSServerFlight(t *testing.T) {
 func TestTLSNoAllocs(t *testing.T) {
 	hello := framePayload(t, "ndpi__iphone-excerpt.pcap", 4)
 	flight := framePayload(t, "zeek__tls_chrome-34-google.pcap", 6)
-	var h tlsClientHello
 	var sh tlsServerHello
 	var ja4 [36]byte
 	var leaf []byte
 	noAllocs(t, "parseClientHello and JA4", func() {
+		var h tlsClientHello // a local stays on the stack, scratch and all
 		parseClientHello(hello, &h)
 		h.JA4(&ja4)
 	})
