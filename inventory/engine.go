@@ -306,7 +306,15 @@ func (e *Engine) Apply(o *discovery.Observation) *Asset {
 	if target == nil {
 		target = e.byCorroboratedName(o, mac)
 	}
-	if target == nil && mac == "" && ip.IsValid() {
+	localMAC := mac != "" && discovery.LocallyAdministered(mac)
+	if target == nil && localMAC {
+		// A randomised MAC is evidence, not identity: like an IP, it joins
+		// the asset it is current on, within the lease window.
+		if a := e.byKey.get("lmac:" + mac); a != nil && currentLocalWithin(a, mac, st(o), e.opts.LeaseWindow) {
+			target = a
+		}
+	}
+	if target == nil && (mac == "" || localMAC) && ip.IsValid() {
 		// IP only: the device that held the IP most recently, within the lease window.
 		if h, ok := e.byIP[ip]; ok && st(o).Sub(h.last) <= e.opts.LeaseWindow && h.last.Sub(st(o)) <= e.opts.LeaseWindow {
 			target = h.asset
@@ -365,6 +373,18 @@ func (e *Engine) byCorroboratedName(o *discovery.Observation, mac string) *Asset
 		}
 	}
 	return found
+}
+
+// currentLocalWithin says whether the randomised mac is a's current one and
+// was seen within window of at.
+func currentLocalWithin(a *Asset, mac string, at Stamp, window time.Duration) bool {
+	v := AddrOf(mac)
+	for _, m := range a.MACHistory {
+		if m.Value == v {
+			return m.Current && at.Sub(m.LastSeen) <= window && m.LastSeen.Sub(at) <= window
+		}
+	}
+	return false
 }
 
 func hasIdent(a *Asset, kind, value string) bool {

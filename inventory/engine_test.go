@@ -101,6 +101,36 @@ func TestPhoneRotatingMACs(t *testing.T) {
 	}
 }
 
+// A randomised MAC is evidence with time, like an IP: the sightings of one
+// (an ARP binding, then an IPv6 neighbour advertisement, then a DHCP
+// request with a name) are one device while it stays current, and a MAC
+// silent for longer than the lease window starts a new one.
+func TestRandomisedMACWithTime(t *testing.T) {
+	e := NewEngine(Options{LeaseWindow: 24 * time.Hour})
+	mac := "1e:3a:a4:37:58:9f"
+	e.Apply(ob(at(0), "passive:arp", mac, "10.77.21.162"))
+	e.Apply(ob(at(0), "passive:ndp", mac, "fe80::1c3a:a4ff:fe37:589f"))
+	e.Apply(ob(at(1), "passive:dhcp", mac, "", "echo-02"))
+	if e.Len() != 1 {
+		t.Fatalf("%d assets for one device with a randomised MAC", e.Len())
+	}
+	var a *Asset
+	e.Assets(func(x *Asset) { a = x })
+	if s := a.Summary(); !slices.Contains(s.IPs, "10.77.21.162") || !slices.Contains(s.Hostnames, "echo-02") || a.Identity.String() != IdentityWeak {
+		t.Fatalf("%+v identity %s", s, a.Identity)
+	}
+	// Two days of silence: the MAC alone no longer proves the same device.
+	e.Apply(ob(at(49), "passive:ndp", mac, ""))
+	if e.Len() != 2 {
+		t.Fatalf("%d assets: a randomised MAC silent past the lease window joined the old device", e.Len())
+	}
+	// A new randomised MAC at an address still leased joins the holder.
+	e.Apply(ob(at(2), "passive:arp", "3a:00:00:00:00:07", "10.77.21.162"))
+	if e.Len() != 2 {
+		t.Fatalf("%d assets: a rotated MAC on a held lease started a new device", e.Len())
+	}
+}
+
 func TestRouterWithRoutedIPs(t *testing.T) {
 	e := NewEngine(Options{GatewayIPs: 8})
 	router := "00:1b:21:00:00:fe"
