@@ -166,6 +166,16 @@ func Load(path string, env []string) (Config, error) {
 		if err := decodeStrict(data, &cfg); err != nil {
 			return cfg, fmt.Errorf("config file %s: %w", path, err)
 		}
+		// A sensor's capture and signature files are named relative to the
+		// file that names them, so a config works from any directory.
+		dir := filepath.Dir(path)
+		for i := range cfg.Sensors {
+			sn := &cfg.Sensors[i]
+			sn.Read = relativeTo(dir, sn.Read)
+			for j := range sn.Signatures {
+				sn.Signatures[j] = relativeTo(dir, sn.Signatures[j])
+			}
+		}
 	}
 	if err := applyEnv(&cfg, env); err != nil {
 		return cfg, err
@@ -309,6 +319,13 @@ func (c *Config) Validate() error {
 	// Map iteration above is unordered; keep messages stable for people and tests.
 	slices.Sort(errs)
 	return fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+}
+
+func relativeTo(dir, p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dir, p)
 }
 
 func netipParsePrefix(s string) (netip.Prefix, error) { return netip.ParsePrefix(strings.TrimSpace(s)) }

@@ -187,3 +187,18 @@ func FuzzDecodeStrict(f *testing.F) {
 		_ = decodeStrict([]byte(in), &c)
 	})
 }
+
+// The demo configuration loads, and its sensor's capture is found relative
+// to the file whatever the working directory.
+func TestDemoConfig(t *testing.T) {
+	cfg, err := Load(filepath.Join("..", "..", "..", "configs", "demo.yaml"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Sensors) != 1 {
+		t.Fatalf("sensors %+v", cfg.Sensors)
+	}
+	if _, err := os.Stat(cfg.Sensors[0].Read); err != nil {
+		t.Fatalf("the demo capture: %v", err)
+	}
+}
