@@ -81,6 +81,15 @@ type Stats struct {
 	Observations uint64
 	// Tracked is how many facts are remembered for deduplication.
 	Tracked int
+	// Devices is how many devices (by MAC, or by IP without one) were
+	// reported within the resight window.
+	Devices int
+}
+
+// deviceKey names a reported device: its MAC, or its IP without one.
+type deviceKey struct {
+	mac [6]byte
+	ip  netip.Addr
 }
 
 // fact kinds: the first field of a dedup key.
@@ -145,6 +154,7 @@ type Decoder struct {
 	fr   frame
 
 	seen      map[seenKey]int64
+	devices   map[deviceKey]int64 // who was reported, for the devices gauge
 	lastSweep int64
 	local     localNets
 	sc        scratch
@@ -173,7 +183,7 @@ func NewDecoder(opts Options, emit func(discovery.Observation)) *Decoder {
 		opts.Networks = DefaultNetworks
 	}
 	d := &Decoder{opts: opts, vendors: opts.Vendors, sigs: opts.Signatures, emit: emit, seed: maphash.MakeSeed(),
-		seen: map[seenKey]int64{}, Stats: Stats{Errors: map[string]uint64{}}}
+		seen: map[seenKey]int64{}, devices: map[deviceKey]int64{}, Stats: Stats{Errors: map[string]uint64{}}}
 	d.local.init(opts.LocalNetworks)
 	return d
 }
@@ -441,7 +451,17 @@ func (d *Decoder) Tracked() int { return len(d.seen) }
 func (d *Decoder) send(o discovery.Observation) {
 	o.Sensor, o.Segment = d.opts.Sensor, d.opts.Segment
 	d.Stats.Observations++
-	d.Stats.Tracked = len(d.seen)
+	var k deviceKey
+	if hw, err := net.ParseMAC(o.MAC); err == nil && len(hw) == 6 {
+		k.mac = [6]byte(hw)
+	} else if ip, err := netip.ParseAddr(o.IP); err == nil {
+		k.ip = ip
+	}
+	if len(d.devices) >= d.opts.MaxTracked {
+		clear(d.devices)
+	}
+	d.devices[k] = d.fr.ci.Timestamp.Unix()
+	d.Stats.Tracked, d.Stats.Devices = len(d.seen), len(d.devices)
 	d.emit(o)
 }
 
@@ -473,6 +493,11 @@ func (d *Decoder) sweep(now int64) {
 	for k, t := range d.seen {
 		if now-t >= window || t > now {
 			delete(d.seen, k)
+		}
+	}
+	for k, t := range d.devices {
+		if now-t >= window || t > now {
+			delete(d.devices, k)
 		}
 	}
 }

@@ -43,7 +43,7 @@ type Sensor struct {
 	mu   sync.Mutex // serialises emit across workers
 
 	packets, bytes, observations, drops atomic.Uint64
-	tracked                             atomic.Int64
+	tracked, devices                    atomic.Int64
 	errMu                               sync.Mutex
 	errors                              map[string]uint64
 	started                             time.Time
@@ -61,7 +61,7 @@ func NewSensor(opts SensorOptions, emit func(discovery.Observation)) (*Sensor, e
 // SensorStats are a sensor's counters.
 type SensorStats struct {
 	Packets, Bytes, Observations, KernelDrops uint64
-	Tracked                                   int64
+	Tracked, Devices                          int64
 	Errors                                    map[string]uint64
 }
 
@@ -71,7 +71,7 @@ func (s *Sensor) Stats() SensorStats {
 	errs := maps.Clone(s.errors)
 	s.errMu.Unlock()
 	return SensorStats{Packets: s.packets.Load(), Bytes: s.bytes.Load(), Observations: s.observations.Load(),
-		KernelDrops: s.drops.Load(), Tracked: s.tracked.Load(), Errors: errs}
+		KernelDrops: s.drops.Load(), Tracked: s.tracked.Load(), Devices: s.devices.Load(), Errors: errs}
 }
 
 // ErrorSummary renders the decode error counts for a log line.
@@ -103,7 +103,8 @@ func (w *worker) publish() {
 	w.s.bytes.Add(st.Bytes - w.pub.Bytes)
 	w.s.observations.Add(st.Observations - w.pub.Observations)
 	w.s.tracked.Add(int64(len(w.dec.seen)) - int64(w.pub.Tracked))
-	w.pub.Packets, w.pub.Bytes, w.pub.Observations, w.pub.Tracked = st.Packets, st.Bytes, st.Observations, len(w.dec.seen)
+	w.s.devices.Add(int64(len(w.dec.devices)) - int64(w.pub.Devices))
+	w.pub.Packets, w.pub.Bytes, w.pub.Observations, w.pub.Tracked, w.pub.Devices = st.Packets, st.Bytes, st.Observations, len(w.dec.seen), len(w.dec.devices)
 	w.s.errMu.Lock()
 	for k, v := range st.Errors {
 		if d := v - w.pub.Errors[k]; d > 0 {
@@ -231,11 +232,12 @@ var (
 	mErrors   = prometheus.NewDesc("reckon_sensor_decode_errors_total", "Frames that failed to decode, by layer.", []string{"sensor", "layer"}, nil)
 	mObs      = prometheus.NewDesc("reckon_sensor_observations_total", "Observations the sensor produced.", []string{"sensor"}, nil)
 	mTracked  = prometheus.NewDesc("reckon_sensor_tracked_facts", "Facts (bindings, names, services) the sensor remembers to report each once per resight window.", []string{"sensor"}, nil)
+	mDevices  = prometheus.NewDesc("reckon_sensor_devices", "Devices (by MAC, or by IP without one) the sensor reported within its resight window; with several workers a device seen by two counts twice.", []string{"sensor"}, nil)
 	mUptimeTS = prometheus.NewDesc("reckon_sensor_start_time_seconds", "When the sensor started reading.", []string{"sensor"}, nil)
 )
 
 func (c *sensorCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{mPackets, mBytes, mDrops, mErrors, mObs, mTracked, mUptimeTS} {
+	for _, d := range []*prometheus.Desc{mPackets, mBytes, mDrops, mErrors, mObs, mTracked, mDevices, mUptimeTS} {
 		ch <- d
 	}
 }
@@ -248,6 +250,7 @@ func (c *sensorCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(mDrops, prometheus.CounterValue, float64(st.KernelDrops), name)
 	ch <- prometheus.MustNewConstMetric(mObs, prometheus.CounterValue, float64(st.Observations), name)
 	ch <- prometheus.MustNewConstMetric(mTracked, prometheus.GaugeValue, float64(st.Tracked), name)
+	ch <- prometheus.MustNewConstMetric(mDevices, prometheus.GaugeValue, float64(st.Devices), name)
 	if !c.s.started.IsZero() {
 		ch <- prometheus.MustNewConstMetric(mUptimeTS, prometheus.GaugeValue, float64(c.s.started.Unix()), name)
 	}
