@@ -158,6 +158,8 @@ type Decoder struct {
 	lastSweep int64
 	local     localNets
 	sc        scratch
+	flows     map[flowKey]*tlsFlow
+	freeBufs  [][]byte
 
 	Stats Stats
 }
@@ -183,7 +185,7 @@ func NewDecoder(opts Options, emit func(discovery.Observation)) *Decoder {
 		opts.Networks = DefaultNetworks
 	}
 	d := &Decoder{opts: opts, vendors: opts.Vendors, sigs: opts.Signatures, emit: emit, seed: maphash.MakeSeed(),
-		seen: map[seenKey]int64{}, devices: map[deviceKey]int64{}, Stats: Stats{Errors: map[string]uint64{}}}
+		seen: map[seenKey]int64{}, devices: map[deviceKey]int64{}, flows: map[flowKey]*tlsFlow{}, Stats: Stats{Errors: map[string]uint64{}}}
 	d.local.init(opts.LocalNetworks)
 	return d
 }
@@ -500,6 +502,7 @@ func (d *Decoder) sweep(now int64) {
 			delete(d.devices, k)
 		}
 	}
+	d.dropFlows(false)
 }
 
 // key starts a dedup key for the frame's source.

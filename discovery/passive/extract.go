@@ -635,14 +635,14 @@ func (d *Decoder) onTiVo() {
 // client's JA4 fingerprint; its SNI names an internal server), a TLS 1.2
 // server flight (the certificate's names and fingerprint), or an HTTP head
 // (the client's User-Agent and the Host it names; the server's Server).
-func (d *Decoder) onStream() {
+func (d *Decoder) onStream(tcp []byte) {
 	p := d.fr.payload
 	switch {
 	case len(p) > 5 && p[0] == tlsRecordHandshake && p[1] == 3:
 		if p[5] == tlsHSClientHello {
 			d.onClientHello(p)
 		} else {
-			d.onServerFlight(p)
+			d.onServerFlight(tcp, p)
 		}
 	case looksLikeHTTP(p):
 		d.onHTTP(p)
@@ -682,12 +682,22 @@ func (d *Decoder) onClientHello(p []byte) {
 	}
 }
 
-func (d *Decoder) onServerFlight(p []byte) {
-	f := &d.fr
+func (d *Decoder) onServerFlight(tcp, p []byte) {
 	der, ok := tlsLeafCertificate(p)
 	if !ok {
+		if p[5] == tlsHSServerHello {
+			d.followTLS(tcp)
+		}
 		return
 	}
+	d.reportCert(der)
+}
+
+// reportCert reports the server's certificate: its names, its SHA-256 as an
+// identifier, and the port as a TLS service.
+func (d *Decoder) reportCert(der []byte) {
+	f := &d.fr
+	d.markCertKnown()
 	k := d.key(kindTLSCert)
 	k.h = d.hash(der, []byte{byte(f.sport >> 8), byte(f.sport)})
 	if !d.fresh(k) {

@@ -155,6 +155,20 @@ func TestExtractorsGolden(t *testing.T) {
 			t.Fatalf("server: %+v", d)
 		}
 	})
+	t.Run("tls-certificate-over-segments", func(t *testing.T) {
+		// The leaf certificate of 68.233.76.12:443 spans two segments; its
+		// SHA-256 (tshark's tls.handshake.certificate | sha256sum) and its
+		// names (*.taleo.net, taleo.net: the wildcard is no host's name).
+		d := devicesOf(readWith(t, "zeek__tls_tls1.2.pcap", passive.Options{Networks: all}))["68.233.76.12"]
+		if d == nil || d.ids.TLSCert != "95cb443934beda97627688546191ab1d3989a835592cebdd2434f9ad41324ce1" ||
+			!slices.Equal(d.names, []string{"taleo.net"}) || !hasService(d, 443, "ssl") {
+			t.Fatalf("%+v", d)
+		}
+		d = devicesOf(readWith(t, "ndpi__443-safari.pcap", passive.Options{Networks: all}))["178.62.197.130"]
+		if d == nil || !slices.Contains(d.names, "www.ntop.org") || d.ids.TLSCert == "" {
+			t.Fatalf("%+v", d)
+		}
+	})
 	t.Run("tivo", func(t *testing.T) {
 		d := devicesOf(readWith(t, "ndpi__TivoDVR.pcap", passive.Options{Networks: all}))["02:cc:c0:a8:c9:df"]
 		if d == nil || !slices.Contains(d.names, "r7000p") || d.hints["model"] != "pc/minidlna" {

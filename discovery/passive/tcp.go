@@ -25,7 +25,10 @@ func (d *Decoder) onTCP(b []byte, off int) {
 	case flags&(tcpSYN|tcpACK|tcpRST) == tcpSYN|tcpACK:
 		d.onSYNACK()
 	case len(d.fr.payload) > 0:
-		d.onStream()
+		if len(d.flows) > 0 && d.onFlowSegment(b) {
+			return
+		}
+		d.onStream(b)
 	}
 }
 
