@@ -39,6 +39,12 @@ DEB_PACKAGES=(
 	iputils-ping
 	iputils-arping
 	tcpreplay
+	# the standard lab's other services (snmpd, vsftpd), and the clients its
+	# test checks them with (snmpget; openssl s_client for the certificate)
+	snmpd
+	snmp
+	vsftpd
+	openssl
 )
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -43,16 +43,24 @@ type HostSpec struct {
 // Options configure a lab.
 type Options struct {
 	Hosts []HostSpec
-	// Subnet is the lab's IPv4 /24; the zero value draws 10.77.N.0/24. The
-	// lab's namespaces are isolated, so two labs' subnets may overlap
-	// harmlessly; a drawn one keeps logs of parallel tests apart.
+	// Subnet is the lab's IPv4 network, a /16 to a /24; the zero value draws
+	// 10.77.N.0/24. Static addresses are drawn from .10 of its first /24 and
+	// DHCP leases from .100 to .199 of it; a larger network only widens what
+	// the hosts see as on-link (a scan of a /16 with few hosts). The lab's
+	// namespaces are isolated, so two labs' subnets may overlap harmlessly;
+	// a drawn one keeps logs of parallel tests apart.
 	Subnet netip.Prefix
 }
 
 // Lab is one test's network. Its methods are for the test's goroutine; those
 // that fail the test say so.
 type Lab struct {
-	t testing.TB
+	t  tb
+	tt testing.TB // t, when the lab is a test's; nil for a persistent lab
+	// persist: the lab outlives the program that builds it (see Up): its
+	// programs start in sessions of their own with pid files, and nothing
+	// is stopped when the program ends.
+	persist bool
 	// ID is the random part of every name the lab creates.
 	ID     string
 	Subnet netip.Prefix
@@ -67,9 +75,22 @@ type Lab struct {
 	hosts  []*Host
 	byName map[string]*Host
 
-	mu     sync.Mutex
-	netnss []string // created, deleted on cleanup
-	nproc  int
+	mu        sync.Mutex
+	netnss    []string // created, deleted on cleanup
+	nproc     int
+	dhcp      *DHCPServer // the first one started
+	truthFile string      // where NewStandard or Up wrote the ground truth
+}
+
+// tb is the part of testing.TB a lab uses: a test's, or detached's for a
+// lab that outlives its program.
+type tb interface {
+	Helper()
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Failed() bool
+	Cleanup(func())
 }
 
 // Host is a host of a lab: a namespace with one interface on the bridge.
@@ -85,8 +106,9 @@ type Host struct {
 	// zero value until then.
 	IP netip.Addr
 	// Port is the host's port on the bridge, in the switch namespace.
-	Port string
-	dhcp bool
+	Port     string
+	dhcp     bool
+	services []Service // guarded by lab.mu
 }
 
 var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
@@ -97,18 +119,12 @@ var nameRE = regexp.MustCompile(`^[a-z][a-z0-9-]{0,15}$`)
 func New(t testing.TB, opts Options) *Lab {
 	t.Helper()
 	Require(t, "ip", "tc")
-	l := &Lab{t: t, ID: fmt.Sprintf("%08x", rand.Uint32()), SensorIface: "eth0", byName: map[string]*Host{}}
-	l.Subnet = opts.Subnet
-	if !l.Subnet.IsValid() {
-		l.Subnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, byte(rand.IntN(256)), 0}), 24)
+	l, err := newLab(t, fmt.Sprintf("%08x", rand.Uint32()), opts.Subnet)
+	if err != nil {
+		t.Fatalf("lab: %v", err)
 	}
-	if !l.Subnet.Addr().Is4() || l.Subnet.Bits() != 24 {
-		t.Fatalf("lab: subnet %s: want an IPv4 /24", l.Subnet)
-	}
-	l.Subnet = l.Subnet.Masked()
+	l.tt = t
 	l.dir = t.TempDir()
-	l.SwitchNetns = Prefix + l.ID + "-sw"
-	l.SensorNetns = Prefix + l.ID + "-sensor"
 	// Registered before anything exists, so it runs last: after every
 	// process's cleanup, and even when New fails half-way.
 	t.Cleanup(l.destroy)
@@ -136,9 +152,39 @@ func Require(t testing.TB, programs ...string) {
 	}
 }
 
+// newLab sets up a lab's names; build makes it.
+func newLab(t tb, id string, subnet netip.Prefix) (*Lab, error) {
+	l := &Lab{t: t, ID: id, Subnet: subnet, SensorIface: "eth0", byName: map[string]*Host{}}
+	if !l.Subnet.IsValid() {
+		l.Subnet = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 77, byte(rand.IntN(256)), 0}), 24)
+	}
+	if !l.Subnet.Addr().Is4() || l.Subnet.Bits() < 16 || l.Subnet.Bits() > 24 {
+		return nil, fmt.Errorf("subnet %s: want an IPv4 /16 to /24", l.Subnet)
+	}
+	l.Subnet = l.Subnet.Masked()
+	l.SwitchNetns = Prefix + l.ID + "-sw"
+	l.SensorNetns = Prefix + l.ID + "-sensor"
+	return l, nil
+}
+
+// require is Require for a test's lab; a persistent lab's fails alike,
+// never skips.
+func (l *Lab) require(programs ...string) {
+	l.t.Helper()
+	if l.tt != nil {
+		Require(l.tt, programs...)
+		return
+	}
+	for _, p := range programs {
+		if _, err := exec.LookPath(p); err != nil {
+			l.t.Fatalf("lab needs %s on PATH (Debian package %s)", p, debPackage(p))
+		}
+	}
+}
+
 func debPackage(program string) string {
 	switch program {
-	case "ip", "tc", "bridge":
+	case "ip", "tc", "bridge", "ss":
 		return "iproute2"
 	case "dnsmasq":
 		return "dnsmasq-base"
@@ -150,6 +196,8 @@ func debPackage(program string) string {
 		return "openssh-client"
 	case "nginx":
 		return "nginx-light"
+	case "snmpget", "snmpwalk":
+		return "snmp"
 	case "ping":
 		return "iputils-ping"
 	case "arping":

@@ -25,6 +25,16 @@ func Do(netns string, fn func() error) error {
 		// Never unlocked: a goroutine that ends locked takes its thread
 		// with it, so no other goroutine ever runs in the lab namespace.
 		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			// The process's main thread, which Go never ends but parks
+			// for good: it would stay in netns, and the whole process look
+			// as if it lived there (ip netns pids reads the main
+			// thread's), to be killed with the lab. Another thread does
+			// it: no other goroutine may run here while this one is locked.
+			defer runtime.UnlockOSThread()
+			errc <- Do(netns, fn)
+			return
+		}
 		defer func() {
 			if r := recover(); r != nil {
 				errc <- fmt.Errorf("lab.Do in %s: panic: %v", netns, r)

@@ -48,11 +48,18 @@ func (h *Host) start(argv ...string) (*Proc, error) {
 	if err != nil {
 		return nil, err
 	}
+	// `ip netns exec` execs argv, so the pid is the program's own.
 	cmd := exec.Command("ip", append([]string{"netns", "exec", h.Netns}, argv...)...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	// Its own process group, so Stop reaches the program's children; and
 	// killed should the test binary die before its cleanups run.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if l.persist {
+		// A session of its own, away from the terminal's signals, and no
+		// parent-death signal: it outlives the program that started it.
+		// Down finds it by its pid file.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	if err := spawn(cmd); err != nil {
 		logf.Close()
 		return nil, fmt.Errorf("%s: %w", name, err)
@@ -63,6 +70,13 @@ func (h *Host) start(argv ...string) (*Proc, error) {
 		logf.Close()
 		close(p.done)
 	}()
+	if l.persist {
+		if err := writePidFile(l.dir, n, h, argv[0], cmd.Process.Pid); err != nil {
+			p.Stop()
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
+		return p, nil
+	}
 	l.t.Cleanup(func() {
 		p.Stop()
 		if l.t.Failed() {
