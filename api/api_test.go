@@ -25,6 +25,7 @@ type bundle struct {
 	tokens *api.Tokens
 	admin  string
 	reg    *prometheus.Registry
+	inv    *inventory.Inventory
 }
 
 func setup(t *testing.T, s *store.Store, checks ...api.Check) *bundle {
@@ -47,7 +48,7 @@ func setup(t *testing.T, s *store.Store, checks ...api.Check) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &bundle{srv: srv, client: apitest.New(t, srv.Handler()), tokens: tokens, admin: admin, reg: reg}
+	return &bundle{srv: srv, client: apitest.New(t, srv.Handler()), tokens: tokens, admin: admin, reg: reg, inv: inv}
 }
 
 func (b *bundle) token(t *testing.T, name string, role api.Role) string {

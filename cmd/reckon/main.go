@@ -30,7 +30,8 @@ func commands() []command {
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"token", "create, list and revoke API tokens (create|list|revoke)", runToken},
 		{"assets", "list and show the assets of a running server (list|show)", runAssets},
-		{"sensor", "find devices in a capture file (--read FILE)", runSensor},
+		{"sensor", "find devices passively: a capture file (--read) or a span port (--interface)", runSensor},
+		{"sweep", "sweep targets with nmap once and print the devices (--targets T)", runSweep},
 		{"version", "print the version", runVersion},
 	}
 }

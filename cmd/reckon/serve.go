@@ -16,9 +16,11 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/riverqueue/river"
 
 	"github.com/reckon-dev/reckon/api"
 	"github.com/reckon-dev/reckon/cmd/reckon/config"
+	"github.com/reckon-dev/reckon/discovery/active/sweep"
 	"github.com/reckon-dev/reckon/inventory"
 	"github.com/reckon-dev/reckon/inventory/queue"
 	"github.com/reckon-dev/reckon/inventory/store"
@@ -102,19 +104,31 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 	}()
 
+	sweeps, err := newSweepService(cfg, st, inv, logger)
+	if err != nil {
+		return err
+	}
 	q, err := queue.New(queue.Options{
 		Store:        st,
 		Workers:      cfg.Queue.Workers,
+		Queues:       map[string]int{sweep.Queue: cfg.Active.Workers},
 		PollInterval: cfg.Queue.PollInterval,
 		SoftStop:     cfg.ShutdownGrace,
 		Heartbeat:    time.Minute,
-		Register:     inv.RegisterJobs,
-		Periodic:     inv.PeriodicJobs(cfg.Inventory.MaintainEvery),
-		Logger:       logger,
-		Registerer:   reg,
+		Register: func(ws *river.Workers) {
+			inv.RegisterJobs(ws)
+			sweeps.RegisterJobs(ws)
+		},
+		Periodic:   append(inv.PeriodicJobs(cfg.Inventory.MaintainEvery), sweeps.PeriodicJobs()...),
+		Logger:     logger,
+		Registerer: reg,
 	})
 	if err != nil {
 		return err
+	}
+	sweeps.SetClient(q.Client)
+	if err := sweeps.SyncConfig(ctx, sweepDefinitions(cfg)); err != nil {
+		return fmt.Errorf("sweeps: %w", err)
 	}
 
 	srv, err := api.New(api.Options{
@@ -137,6 +151,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	srv.RegisterInventory(inv, api.InventoryOptions{MaxBatch: cfg.Inventory.MaxBatch})
+	srv.RegisterSweeps(sweeps)
 
 	if err := q.Start(ctx); err != nil {
 		return err

@@ -28,6 +28,9 @@ type Options struct {
 	Store *store.Store
 	// Workers is how many jobs run at once in the default queue.
 	Workers int
+	// Queues are further named queues and how many jobs each runs at once
+	// (sweeps get their own, so that long nmap runs never starve the rest).
+	Queues map[string]int
 	// PollInterval is how often idle workers look for new jobs (neither
 	// driver here has LISTEN/NOTIFY, so this bounds pick-up latency).
 	PollInterval time.Duration
@@ -86,9 +89,13 @@ func New(opts Options) (*Queue, error) {
 	if poll <= 0 {
 		poll = 200 * time.Millisecond
 	}
+	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}}
+	for name, w := range opts.Queues {
+		queues[name] = river.QueueConfig{MaxWorkers: max(w, 1)}
+	}
 	cfg := &river.Config{
 		Logger:            logger.With("component", "queue"),
-		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}},
+		Queues:            queues,
 		Workers:           workers,
 		PeriodicJobs:      periodic,
 		FetchPollInterval: poll,

@@ -38,6 +38,13 @@ type Config struct {
 	// Sensors are passive sensors serve runs in-process, each feeding the
 	// inventory directly (a remote sensor ships with reckon sensor --server).
 	Sensors []Sensor `yaml:"sensors"`
+	// Scopes are the networks active probes may reach, by name; every
+	// target of a sweep or an assessment must lie inside one.
+	Scopes []Scope `yaml:"scopes"`
+	// Sweeps are scheduled nmap sweeps (more can be made through the API).
+	Sweeps []Sweep `yaml:"sweeps"`
+	// Active tunes how sweeps run.
+	Active Active `yaml:"active"`
 	// MemoryLimit is a soft limit on the process's memory (1400MiB, 2GiB):
 	// the Go runtime collects garbage harder as it nears it. Empty: none
 	// (unless GOMEMLIMIT is set).
@@ -122,6 +129,50 @@ type Sensor struct {
 	Resight time.Duration `yaml:"resight"`
 }
 
+// Scope is a named set of allowed networks with exclusions.
+type Scope struct {
+	Name    string   `yaml:"name"`
+	Allow   []string `yaml:"allow"`
+	Exclude []string `yaml:"exclude"`
+}
+
+// Sweep is a scheduled nmap sweep of targets inside a scope.
+type Sweep struct {
+	Name  string `yaml:"name"`
+	Scope string `yaml:"scope"`
+	// Targets: IPs, CIDRs, ranges (10.0.0.1-20) and hostnames.
+	Targets []string `yaml:"targets"`
+	// Ports: top:N, a list, ranges (22,80,8000-8100), T:/U: prefixes.
+	Ports string `yaml:"ports"`
+	// Discovery: host discovery probes: arp, icmp, syn:PORTS, ack:PORTS, none.
+	Discovery        []string      `yaml:"discovery"`
+	ServiceDetection bool          `yaml:"service_detection"`
+	OSDetection      bool          `yaml:"os_detection"`
+	Scripts          []string      `yaml:"scripts"`
+	Timing           *int          `yaml:"timing"`
+	MaxRate          int           `yaml:"max_rate"`
+	HostTimeout      time.Duration `yaml:"host_timeout"`
+	// Schedule: five-field cron or @every DURATION; empty runs on demand only.
+	Schedule string `yaml:"schedule"`
+	// InitialRun runs the sweep once as soon as it is defined.
+	InitialRun bool `yaml:"initial_run"`
+	// ChunkSize: addresses per nmap process (default active.chunk_size).
+	ChunkSize int   `yaml:"chunk_size"`
+	Enabled   *bool `yaml:"enabled"`
+}
+
+// Active tunes how sweeps run.
+type Active struct {
+	// Workers: chunks scanned at once on this server.
+	Workers int `yaml:"workers"`
+	// ChunkSize: addresses per chunk unless a sweep says otherwise.
+	ChunkSize int `yaml:"chunk_size"`
+	// ChunkTimeout bounds one nmap process; what it wrote is kept.
+	ChunkTimeout time.Duration `yaml:"chunk_timeout"`
+	// Nmap is the nmap binary; empty finds it on PATH.
+	Nmap string `yaml:"nmap"`
+}
+
 // Queue tunes the River job queue.
 type Queue struct {
 	Workers      int           `yaml:"workers"`
@@ -151,6 +202,7 @@ func Default() Config {
 		Inventory: Inventory{LeaseWindow: 24 * time.Hour, GatewayIPs: 8, MissingAfter: 7 * 24 * time.Hour,
 			RawRetention: 30 * 24 * time.Hour, FlushInterval: 200 * time.Millisecond, MaxBatch: 50000, MaintainEvery: time.Hour},
 		ShutdownGrace: 20 * time.Second,
+		Active:        Active{Workers: 2, ChunkSize: 256, ChunkTimeout: 2 * time.Hour},
 	}
 }
 
@@ -284,6 +336,60 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.Workers < 1 || c.Queue.Workers > 10000 {
 		bad("queue.workers", "must be between 1 and 10000, got %d", c.Queue.Workers)
+	}
+	scopes := map[string]bool{}
+	for i, sc := range c.Scopes {
+		key := fmt.Sprintf("scopes[%d]", i)
+		if sc.Name == "" {
+			bad(key+".name", "required")
+		} else if scopes[sc.Name] {
+			bad(key+".name", "%q names two scopes", sc.Name)
+		}
+		scopes[sc.Name] = true
+		if len(sc.Allow) == 0 {
+			bad(key+".allow", "required: the networks the scope allows")
+		}
+		for j, n := range sc.Allow {
+			if _, err := netipParsePrefix(n); err != nil {
+				bad(fmt.Sprintf("%s.allow[%d]", key, j), "%q is not a CIDR prefix", n)
+			}
+		}
+		for j, n := range sc.Exclude {
+			if _, err := netipParsePrefix(n); err != nil {
+				bad(fmt.Sprintf("%s.exclude[%d]", key, j), "%q is not a CIDR prefix", n)
+			}
+		}
+	}
+	sweeps := map[string]bool{}
+	for i, sw := range c.Sweeps {
+		key := fmt.Sprintf("sweeps[%d]", i)
+		if sw.Name == "" {
+			bad(key+".name", "required")
+		} else if sweeps[sw.Name] {
+			bad(key+".name", "%q names two sweeps", sw.Name)
+		}
+		sweeps[sw.Name] = true
+		if !scopes[sw.Scope] {
+			bad(key+".scope", "%q is not a scope defined under scopes", sw.Scope)
+		}
+		if len(sw.Targets) == 0 {
+			bad(key+".targets", "required")
+		}
+		if sw.Timing != nil && (*sw.Timing < 0 || *sw.Timing > 5) {
+			bad(key+".timing", "must be 0-5 (nmap -T0..-T5), got %d", *sw.Timing)
+		}
+		if sw.ChunkSize < 0 || sw.MaxRate < 0 || sw.HostTimeout < 0 {
+			bad(key, "chunk_size, max_rate and host_timeout must not be negative")
+		}
+	}
+	if c.Active.Workers < 1 || c.Active.Workers > 64 {
+		bad("active.workers", "must be between 1 and 64, got %d", c.Active.Workers)
+	}
+	if c.Active.ChunkSize < 1 {
+		bad("active.chunk_size", "must be at least 1, got %d", c.Active.ChunkSize)
+	}
+	if c.Active.ChunkTimeout <= 0 {
+		bad("active.chunk_timeout", "must be positive, got %s", c.Active.ChunkTimeout)
 	}
 	names := map[string]bool{}
 	for i, sn := range c.Sensors {
