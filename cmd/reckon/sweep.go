@@ -35,6 +35,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Var(&scripts, "scripts", "identity scripts to run: ssh-hostkey, ssl-cert")
 	sv := fs.Bool("service-detection", true, "detect service products and versions (-sV)")
 	osd := fs.Bool("os", false, "detect the OS (-O; needs raw packets)")
+	noDNS := fs.Bool("no-dns", false, "no reverse DNS lookups (nmap -n)")
 	timing := fs.Int("timing", -1, "nmap timing template 0-5 (default: nmap's)")
 	maxRate := fs.Int("max-rate", 0, "at most this many packets a second (0: no limit)")
 	hostTimeout := fs.Duration("host-timeout", 0, "give up on a host after this long")
@@ -74,7 +75,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	spec := active.Spec{Discovery: discoveryFlag, ServiceDetection: *sv, OSDetection: *osd, Scripts: scripts,
+	spec := active.Spec{Discovery: discoveryFlag, ServiceDetection: *sv, OSDetection: *osd, NoDNS: *noDNS, Scripts: scripts,
 		MaxRate: *maxRate, HostTimeout: *hostTimeout, MaxRetries: -1, NmapPath: cfg.Active.Nmap, Source: "active:nmap", Sensor: "cli"}
 	if *timing >= 0 {
 		spec.Timing = timing
@@ -250,7 +251,7 @@ func sweepDefinitions(cfg config.Config) []sweep.Definition {
 	out := make([]sweep.Definition, 0, len(cfg.Sweeps))
 	for _, s := range cfg.Sweeps {
 		d := sweep.Definition{Name: s.Name, Scope: s.Scope, Targets: s.Targets, Ports: s.Ports, Discovery: s.Discovery,
-			ServiceDetection: s.ServiceDetection, OSDetection: s.OSDetection, Scripts: s.Scripts, Timing: s.Timing, MaxRate: s.MaxRate,
+			ServiceDetection: s.ServiceDetection, OSDetection: s.OSDetection, NoDNS: s.NoDNS, Scripts: s.Scripts, Timing: s.Timing, MaxRate: s.MaxRate,
 			HostTimeout: sweep.Duration(s.HostTimeout), Schedule: s.Schedule, InitialRun: s.InitialRun, ChunkSize: s.ChunkSize,
 			Enabled: s.Enabled == nil || *s.Enabled}
 		out = append(out, d)

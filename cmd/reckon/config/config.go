@@ -145,13 +145,15 @@ type Sweep struct {
 	// Ports: top:N, a list, ranges (22,80,8000-8100), T:/U: prefixes.
 	Ports string `yaml:"ports"`
 	// Discovery: host discovery probes: arp, icmp, syn:PORTS, ack:PORTS, none.
-	Discovery        []string      `yaml:"discovery"`
-	ServiceDetection bool          `yaml:"service_detection"`
-	OSDetection      bool          `yaml:"os_detection"`
-	Scripts          []string      `yaml:"scripts"`
-	Timing           *int          `yaml:"timing"`
-	MaxRate          int           `yaml:"max_rate"`
-	HostTimeout      time.Duration `yaml:"host_timeout"`
+	Discovery        []string `yaml:"discovery"`
+	ServiceDetection bool     `yaml:"service_detection"`
+	OSDetection      bool     `yaml:"os_detection"`
+	// NoDNS skips reverse DNS lookups (nmap -n).
+	NoDNS       bool          `yaml:"no_dns"`
+	Scripts     []string      `yaml:"scripts"`
+	Timing      *int          `yaml:"timing"`
+	MaxRate     int           `yaml:"max_rate"`
+	HostTimeout time.Duration `yaml:"host_timeout"`
 	// Schedule: five-field cron or @every DURATION; empty runs on demand only.
 	Schedule string `yaml:"schedule"`
 	// InitialRun runs the sweep once as soon as it is defined.

@@ -355,7 +355,7 @@ func (s *Service) endChunk(ctx context.Context, runID string, idx int, state str
 
 // spec turns a definition and a chunk's targets into what nmap runs.
 func (s *Service) spec(d Definition, targets []string) (active.Spec, error) {
-	sp := active.Spec{Discovery: d.Discovery, ServiceDetection: d.ServiceDetection, OSDetection: d.OSDetection, Scripts: d.Scripts,
+	sp := active.Spec{Discovery: d.Discovery, ServiceDetection: d.ServiceDetection, OSDetection: d.OSDetection, NoDNS: d.NoDNS, Scripts: d.Scripts,
 		Timing: d.Timing, MaxRate: d.MaxRate, HostTimeout: time.Duration(d.HostTimeout), MaxRetries: -1, NmapPath: s.opts.Nmap,
 		Source: "active:nmap", Sensor: d.Name}
 	if d.Ports != "" {

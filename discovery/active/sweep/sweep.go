@@ -39,7 +39,10 @@ type Definition struct {
 	Discovery        []string `json:"discovery,omitempty"`
 	ServiceDetection bool     `json:"service_detection"`
 	OSDetection      bool     `json:"os_detection"`
-	Scripts          []string `json:"scripts,omitempty"`
+	// NoDNS skips reverse DNS (nmap -n): no names, and no queries to the
+	// resolver from where nmap runs.
+	NoDNS   bool     `json:"no_dns,omitempty"`
+	Scripts []string `json:"scripts,omitempty"`
 	// Timing is nmap's -T0..-T5; nil keeps nmap's default.
 	Timing      *int     `json:"timing,omitempty"`
 	MaxRate     int      `json:"max_rate,omitempty"`
