@@ -98,12 +98,15 @@ func parsePortList(s string, protocols bool) (tcp, udp []portRange, err error) {
 			case 'U', 'u':
 				isUDP = true
 			default:
-				return nil, nil, fmt.Errorf("%q: only T: and U: sections are supported", item)
+				return nil, nil, fmt.Errorf("%q: only T: and U: sections are supported", item[:2])
 			}
 			item = item[2:]
 		}
 		r, err := parsePortRange(item)
 		if err != nil {
+			if strings.Contains(s, ",") {
+				err = fmt.Errorf("%q: %w", item, err)
+			}
 			return nil, nil, err
 		}
 		if isUDP {
@@ -119,17 +122,17 @@ func parsePortRange(item string) (portRange, error) {
 	lo, hi, isRange := strings.Cut(item, "-")
 	a, err := parsePort(lo)
 	if err != nil {
-		return portRange{}, fmt.Errorf("%q: %w", item, err)
+		return portRange{}, err
 	}
 	if !isRange {
 		return portRange{a, a}, nil
 	}
 	b, err := parsePort(hi)
 	if err != nil {
-		return portRange{}, fmt.Errorf("%q: %w", item, err)
+		return portRange{}, err
 	}
 	if b < a {
-		return portRange{}, fmt.Errorf("%q: range ends before it starts", item)
+		return portRange{}, errors.New("range ends before it starts")
 	}
 	return portRange{a, b}, nil
 }

@@ -57,3 +57,17 @@ func TestParsePorts(t *testing.T) {
 		t.Errorf("canonicalTCP = %q", got)
 	}
 }
+
+func TestParsePortsErrors(t *testing.T) {
+	for in, want := range map[string]string{
+		"22 -oN /tmp/x": `ports "22 -oN /tmp/x": want a port from 0 to 65535 or a range lo-hi`,
+		"22,x":          `ports "22,x": "x": want a port from 0 to 65535 or a range lo-hi`,
+		"80-22":         `ports "80-22": range ends before it starts`,
+		"S:22":          `ports "S:22": "S:": only T: and U: sections are supported`,
+		"top:0":         `ports "top:0": want top:N with N from 1 to 65535`,
+	} {
+		if _, err := ParsePorts(in); err == nil || err.Error() != want {
+			t.Errorf("ParsePorts(%q): %v, want %q", in, err, want)
+		}
+	}
+}
