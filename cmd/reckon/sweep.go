@@ -39,10 +39,12 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	timing := fs.Int("timing", -1, "nmap timing template 0-5 (default: nmap's)")
 	maxRate := fs.Int("max-rate", 0, "at most this many packets a second (0: no limit)")
 	hostTimeout := fs.Duration("host-timeout", 0, "give up on a host after this long")
+	maxRetries := fs.Int("max-retries", -1, "probe retransmissions per port (default: nmap's)")
 	chunkSize := fs.Int("chunk-size", 0, "addresses per nmap process (default: the configuration's, 256)")
 	workers := fs.Int("workers", 0, "nmap processes at once (default: the configuration's, 2)")
 	format := fs.String("format", "table", "table or jsonl (one asset per line)")
 	noProgress := fs.Bool("no-progress", false, "no progress bar, even on a terminal")
+	verbose := fs.Bool("v", false, "print each nmap command line on stderr")
 	if err := parseFlags(fs, args, stderr); err != nil {
 		return err
 	}
@@ -76,7 +78,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	spec := active.Spec{Discovery: discoveryFlag, ServiceDetection: *sv, OSDetection: *osd, NoDNS: *noDNS, Scripts: scripts,
-		MaxRate: *maxRate, HostTimeout: *hostTimeout, MaxRetries: -1, NmapPath: cfg.Active.Nmap, Source: "active:nmap", Sensor: "cli"}
+		MaxRate: *maxRate, HostTimeout: *hostTimeout, MaxRetries: *maxRetries, NmapPath: cfg.Active.Nmap, Source: "active:nmap", Sensor: "cli"}
 	if *timing >= 0 {
 		spec.Timing = timing
 	}
@@ -115,7 +117,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		found    int
 	)
 	bar := newProgressBar(stderr, !*noProgress)
-	redraw := func() {
+	redraw := func(force bool) {
 		var sum float64
 		up := 0
 		var left time.Duration
@@ -124,7 +126,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			up += p.HostsUp
 			left = max(left, p.Remaining)
 		}
-		bar.draw(sum/float64(max(len(chunks), 1)), up, left)
+		bar.draw(sum/float64(max(len(chunks), 1)), up, left, force)
 	}
 	work := make(chan int)
 	var wg sync.WaitGroup
@@ -136,10 +138,13 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				res, err := active.Run(ctx, sp, func(p active.Progress) {
 					mu.Lock()
 					progress[i] = p
-					redraw()
+					redraw(false)
 					mu.Unlock()
 				})
 				mu.Lock()
+				if *verbose && len(res.Args) > 0 {
+					fmt.Fprintf(stderr, "chunk %d: %s\n", i, strings.Join(res.Args, " "))
+				}
 				progress[i].Percent = 100
 				progress[i].HostsUp = res.HostsUp
 				for _, w := range res.Warnings {
@@ -159,7 +164,8 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 				}
 				engine.TakeEvents()
 				engine.TakeDirty()
-				redraw()
+				progress[i].Remaining = 0
+				redraw(true)
 				mu.Unlock()
 			}
 		})
@@ -276,8 +282,8 @@ func newProgressBar(w io.Writer, want bool) *progressBar {
 	return &progressBar{w: w, on: on}
 }
 
-func (b *progressBar) draw(percent float64, up int, left time.Duration) {
-	if !b.on || time.Since(b.last) < 200*time.Millisecond {
+func (b *progressBar) draw(percent float64, up int, left time.Duration, force bool) {
+	if !b.on || !force && time.Since(b.last) < 200*time.Millisecond {
 		return
 	}
 	b.last = time.Now()

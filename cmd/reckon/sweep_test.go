@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -46,6 +47,17 @@ func TestSweepLoopback(t *testing.T) {
 	}
 	if len(dev.IPs) != 1 || dev.IPs[0] != "127.0.0.1" || len(dev.Services) != 1 || dev.Services[0].Port != port || dev.Sources[0] != "active:nmap" {
 		t.Fatalf("device %+v", dev)
+	}
+	// On a terminal (script(1) gives it one) it draws a progress bar; in a
+	// pipe, as above, it does not.
+	if strings.Contains(r.stderr, "[#") {
+		t.Fatalf("a progress bar in a pipe: %q", r.stderr)
+	}
+	if _, err := exec.LookPath("script"); err == nil {
+		out, err := exec.Command("script", "-qec", fmt.Sprintf("%s sweep --targets 127.0.0.1 --ports %d --service-detection=false", binary, port), "/dev/null").CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "100.0%") || !strings.Contains(string(out), "1 up") {
+			t.Fatalf("on a terminal: %v\n%q", err, out)
+		}
 	}
 }
 
