@@ -38,6 +38,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	noDNS := fs.Bool("no-dns", false, "no reverse DNS lookups (nmap -n)")
 	timing := fs.Int("timing", -1, "nmap timing template 0-5 (default: nmap's)")
 	maxRate := fs.Int("max-rate", 0, "at most this many packets a second (0: no limit)")
+	minRate := fs.Int("min-rate", 0, "at least this many packets a second (0: nmap's own pacing)")
 	hostTimeout := fs.Duration("host-timeout", 0, "give up on a host after this long")
 	maxRetries := fs.Int("max-retries", -1, "probe retransmissions per port (default: nmap's)")
 	chunkSize := fs.Int("chunk-size", 0, "addresses per nmap process (default: the configuration's, 256)")
@@ -78,7 +79,7 @@ func runSweep(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	spec := active.Spec{Discovery: discoveryFlag, ServiceDetection: *sv, OSDetection: *osd, NoDNS: *noDNS, Scripts: scripts,
-		MaxRate: *maxRate, HostTimeout: *hostTimeout, MaxRetries: *maxRetries, NmapPath: cfg.Active.Nmap, Source: "active:nmap", Sensor: "cli"}
+		MaxRate: *maxRate, MinRate: *minRate, HostTimeout: *hostTimeout, MaxRetries: *maxRetries, NmapPath: cfg.Active.Nmap, Source: "active:nmap", Sensor: "cli"}
 	if *timing >= 0 {
 		spec.Timing = timing
 	}
@@ -257,7 +258,7 @@ func sweepDefinitions(cfg config.Config) []sweep.Definition {
 	out := make([]sweep.Definition, 0, len(cfg.Sweeps))
 	for _, s := range cfg.Sweeps {
 		d := sweep.Definition{Name: s.Name, Scope: s.Scope, Targets: s.Targets, Ports: s.Ports, Discovery: s.Discovery,
-			ServiceDetection: s.ServiceDetection, OSDetection: s.OSDetection, NoDNS: s.NoDNS, Scripts: s.Scripts, Timing: s.Timing, MaxRate: s.MaxRate,
+			ServiceDetection: s.ServiceDetection, OSDetection: s.OSDetection, NoDNS: s.NoDNS, Scripts: s.Scripts, Timing: s.Timing, MaxRate: s.MaxRate, MinRate: s.MinRate,
 			HostTimeout: sweep.Duration(s.HostTimeout), Schedule: s.Schedule, InitialRun: s.InitialRun, ChunkSize: s.ChunkSize,
 			Enabled: s.Enabled == nil || *s.Enabled}
 		out = append(out, d)

@@ -47,6 +47,7 @@ type Spec struct {
 	Scripts     []string
 	Timing      *int          // -T0..-T5; nil: nmap's default (-T3)
 	MaxRate     int           // --max-rate packets per second, 0: none
+	MinRate     int           // --min-rate packets per second, 0: nmap's own pacing
 	HostTimeout time.Duration // --host-timeout, 0: none
 	MaxRetries  int           // --max-retries; -1: nmap's default (0 means no retries)
 	Timeout     time.Duration // whole-run backstop: nmap is stopped and its XML kept; 0: none
@@ -109,6 +110,8 @@ func (s Spec) Validate() error {
 		return fmt.Errorf("spec: timing %d: want 0 to 5 (-T0..-T5)", *s.Timing)
 	case s.MaxRate < 0:
 		return fmt.Errorf("spec: max rate %d is negative", s.MaxRate)
+	case s.MinRate < 0 || s.MaxRate > 0 && s.MinRate > s.MaxRate:
+		return fmt.Errorf("spec: min rate %d: want 0 or more, and at most the max rate", s.MinRate)
 	case s.HostTimeout < 0:
 		return fmt.Errorf("spec: host timeout %s is negative", s.HostTimeout)
 	case s.HostTimeout > 0 && s.HostTimeout < time.Millisecond:
@@ -435,6 +438,9 @@ func (s Spec) args(path, targets, xmlPath string, privileged bool, why string) (
 	}
 	if s.Timing != nil {
 		opts = append(opts, nmap.WithTimingTemplate(nmap.Timing(*s.Timing)))
+	}
+	if s.MinRate > 0 {
+		opts = append(opts, nmap.WithMinRate(s.MinRate))
 	}
 	if s.MaxRate > 0 {
 		opts = append(opts, nmap.WithMaxRate(s.MaxRate))

@@ -153,6 +153,7 @@ type Sweep struct {
 	Scripts     []string      `yaml:"scripts"`
 	Timing      *int          `yaml:"timing"`
 	MaxRate     int           `yaml:"max_rate"`
+	MinRate     int           `yaml:"min_rate"`
 	HostTimeout time.Duration `yaml:"host_timeout"`
 	// Schedule: five-field cron or @every DURATION; empty runs on demand only.
 	Schedule string `yaml:"schedule"`
@@ -380,8 +381,8 @@ func (c *Config) Validate() error {
 		if sw.Timing != nil && (*sw.Timing < 0 || *sw.Timing > 5) {
 			bad(key+".timing", "must be 0-5 (nmap -T0..-T5), got %d", *sw.Timing)
 		}
-		if sw.ChunkSize < 0 || sw.MaxRate < 0 || sw.HostTimeout < 0 {
-			bad(key, "chunk_size, max_rate and host_timeout must not be negative")
+		if sw.ChunkSize < 0 || sw.MaxRate < 0 || sw.MinRate < 0 || sw.HostTimeout < 0 {
+			bad(key, "chunk_size, max_rate, min_rate and host_timeout must not be negative")
 		}
 	}
 	if c.Active.Workers < 1 || c.Active.Workers > 64 {

@@ -356,7 +356,7 @@ func (s *Service) endChunk(ctx context.Context, runID string, idx int, state str
 // spec turns a definition and a chunk's targets into what nmap runs.
 func (s *Service) spec(d Definition, targets []string) (active.Spec, error) {
 	sp := active.Spec{Discovery: d.Discovery, ServiceDetection: d.ServiceDetection, OSDetection: d.OSDetection, NoDNS: d.NoDNS, Scripts: d.Scripts,
-		Timing: d.Timing, MaxRate: d.MaxRate, HostTimeout: time.Duration(d.HostTimeout), MaxRetries: -1, NmapPath: s.opts.Nmap,
+		Timing: d.Timing, MaxRate: d.MaxRate, MinRate: d.MinRate, HostTimeout: time.Duration(d.HostTimeout), MaxRetries: -1, NmapPath: s.opts.Nmap,
 		Source: "active:nmap", Sensor: d.Name}
 	if d.Ports != "" {
 		p, err := active.ParsePorts(d.Ports)

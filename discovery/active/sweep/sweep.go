@@ -46,6 +46,7 @@ type Definition struct {
 	// Timing is nmap's -T0..-T5; nil keeps nmap's default.
 	Timing      *int     `json:"timing,omitempty"`
 	MaxRate     int      `json:"max_rate,omitempty"`
+	MinRate     int      `json:"min_rate,omitempty"`
 	HostTimeout Duration `json:"host_timeout,omitempty"`
 	// Schedule is five-field cron or a descriptor (@daily, @every 6h);
 	// empty runs on demand only.
@@ -284,6 +285,9 @@ func (s *Service) Validate(ctx context.Context, d *Definition) error {
 	}
 	if d.MaxRate < 0 {
 		bad("max_rate", "must not be negative")
+	}
+	if d.MinRate < 0 || d.MaxRate > 0 && d.MinRate > d.MaxRate {
+		bad("min_rate", "must not be negative nor above max_rate")
 	}
 	if d.ChunkSize < 0 || d.ChunkSize > 1<<20 {
 		bad("chunk_size", "must be between 0 (the default) and 1048576")
