@@ -23,6 +23,24 @@ import (
 // as they appear are the lab's ground truth: the same MACs, each with the
 // IPv4 address it holds and the hostname its DHCP client sent, and nothing
 // else.
+// lockedBuffer is a strings.Builder a process writes while the test reads.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
 func TestLiveSensorLab(t *testing.T) {
 	lab.Require(t, "dnsmasq", "dhclient", "nginx", "ssh-keygen", "ssh-keyscan", "curl", "ping")
 	l := lab.New(t, lab.Options{Hosts: []lab.HostSpec{
@@ -37,8 +55,8 @@ func TestLiveSensorLab(t *testing.T) {
 		"--format", "jsonl", "--sensor", "lab", "--workers", "2")
 	cmd.Env = cleanEnv()
 	stdout, _ := cmd.StdoutPipe()
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -62,6 +62,9 @@ type Options struct {
 	Networks []netip.Prefix
 	// MaxTracked bounds the facts remembered for deduplication.
 	MaxTracked int
+	// Shared, when set, is on-link knowledge shared with the sensor's other
+	// decoders (LocalNetworks is then ignored: give it to NewShared).
+	Shared *Shared
 	Logger     *slog.Logger
 }
 
@@ -156,7 +159,7 @@ type Decoder struct {
 	seen      map[seenKey]int64
 	devices   map[deviceKey]int64 // who was reported, for the devices gauge
 	lastSweep int64
-	local     localNets
+	local     *localNets
 	sc        scratch
 	flows     map[flowKey]*tlsFlow
 	freeBufs  [][]byte
@@ -186,7 +189,10 @@ func NewDecoder(opts Options, emit func(discovery.Observation)) *Decoder {
 	}
 	d := &Decoder{opts: opts, vendors: opts.Vendors, sigs: opts.Signatures, emit: emit, seed: maphash.MakeSeed(),
 		seen: map[seenKey]int64{}, devices: map[deviceKey]int64{}, flows: map[flowKey]*tlsFlow{}, Stats: Stats{Errors: map[string]uint64{}}}
-	d.local.init(opts.LocalNetworks)
+	if opts.Shared == nil {
+		opts.Shared = NewShared(opts.LocalNetworks)
+	}
+	d.local = opts.Shared.local
 	return d
 }
 

@@ -196,6 +196,35 @@ func TestLearnsOnLinkFromARP(t *testing.T) {
 	}
 }
 
+// The decoders of one sensor's workers share what they learn: an ARP
+// binding one worker saw gives the MAC to a SYN another worker decodes.
+func TestWorkersShareOnLinkKnowledge(t *testing.T) {
+	host := net.HardwareAddr{0x00, 0x16, 0xce, 1, 2, 3}
+	arp := frame(t, &layers.Ethernet{SrcMAC: host, DstMAC: layers.EthernetBroadcast, EthernetType: layers.EthernetTypeARP},
+		&layers.ARP{AddrType: layers.LinkTypeEthernet, Protocol: layers.EthernetTypeIPv4, HwAddressSize: 6, ProtAddressSize: 4,
+			Operation: layers.ARPRequest, SourceHwAddress: host, SourceProtAddress: net.IP{10, 0, 0, 5},
+			DstHwAddress: make([]byte, 6), DstProtAddress: net.IP{10, 0, 0, 1}})
+	ip4 := &layers.IPv4{Version: 4, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{10, 0, 0, 5}, DstIP: net.IP{10, 0, 0, 200}}
+	tcp := &layers.TCP{SrcPort: 40000, DstPort: 22, SYN: true, Window: 64240}
+	tcp.SetNetworkLayerForChecksum(ip4)
+	syn := frame(t, &layers.Ethernet{SrcMAC: host, DstMAC: net.HardwareAddr{0, 0x13, 0x46, 9, 9, 9}, EthernetType: layers.EthernetTypeIPv4}, ip4, tcp)
+	for _, shared := range []bool{false, true} {
+		var obs []discovery.Observation
+		emit := func(o discovery.Observation) { obs = append(obs, o) }
+		opts := passive.Options{}
+		if shared {
+			opts.Shared = passive.NewShared(nil)
+		}
+		a, b := passive.NewDecoder(opts, emit), passive.NewDecoder(opts, emit)
+		ci := gopacket.CaptureInfo{Timestamp: time.Unix(1700000000, 0)}
+		a.Packet(arp, ci, layers.LinkTypeEthernet)
+		b.Packet(syn, ci, layers.LinkTypeEthernet)
+		if len(obs) != 2 || (obs[1].MAC == host.String()) != shared {
+			t.Fatalf("shared %v: %+v", shared, obs)
+		}
+	}
+}
+
 func frame(t *testing.T, ls ...gopacket.SerializableLayer) []byte {
 	t.Helper()
 	buf := gopacket.NewSerializeBuffer()

@@ -55,6 +55,10 @@ func NewSensor(opts SensorOptions, emit func(discovery.Observation)) (*Sensor, e
 	if (opts.Read == "") == (opts.Interface == "") {
 		return nil, errors.New("a sensor reads either a capture file or an interface")
 	}
+	if opts.Decoder.Shared == nil {
+		// One view of what is on-link for all the workers' decoders.
+		opts.Decoder.Shared = NewShared(opts.Decoder.LocalNetworks)
+	}
 	return &Sensor{opts: opts, emit: emit, errors: map[string]uint64{}}, nil
 }
 
