@@ -65,7 +65,7 @@ type Options struct {
 	// Shared, when set, is on-link knowledge shared with the sensor's other
 	// decoders (LocalNetworks is then ignored: give it to NewShared).
 	Shared *Shared
-	Logger     *slog.Logger
+	Logger *slog.Logger
 }
 
 // DefaultNetworks are the private ranges used when Options.Networks is empty.
