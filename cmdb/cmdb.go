@@ -52,3 +52,60 @@ type Client interface {
 	// changed since then (an incremental run).
 	CIs(ctx context.Context, since time.Time, fn func(CI) error) error
 }
+
+// Asset is what a push sends to a CMDB: one reconciled reckon asset.
+type Asset struct {
+	ID      string `json:"asset_id"`
+	Verdict string `json:"verdict"`
+	// CIID is the matched CI's ID (CI.ID) when the asset is managed.
+	CIID       string       `json:"ci_id,omitempty"`
+	Name       string       `json:"name,omitempty"` // best hostname, lower-case
+	Serial     string       `json:"serial,omitempty"`
+	MACs       []string     `json:"macs,omitempty"` // canonical lower-case colon form
+	IPs        []netip.Addr `json:"ips,omitempty"`
+	Vendor     string       `json:"vendor,omitempty"`
+	Model      string       `json:"model,omitempty"`
+	OS         string       `json:"os,omitempty"`
+	DeviceType string       `json:"device_type,omitempty"`
+	FirstSeen  time.Time    `json:"first_seen"`
+	LastSeen   time.Time    `json:"last_seen"`
+}
+
+// Change is one write a push made or, in a dry run, would make.
+type Change struct {
+	AssetID string `json:"asset_id"`
+	// Action is "create" or "update".
+	Action string `json:"action"`
+	// Object is the CMDB's record type: "ipam.ipaddress", "dcim.device",
+	// "dcim.macaddress", or a ServiceNow class such as "cmdb_ci_computer".
+	Object string `json:"object"`
+	// ID is the record's CMDB id: the one updated, or the one created
+	// (empty in a dry run).
+	ID string `json:"id,omitempty"`
+	// Fields are the values written (only those that change).
+	Fields  map[string]any `json:"fields"`
+	Message string         `json:"message"`
+	// Error is the CMDB's answer when this one write failed; the others
+	// still went ahead.
+	Error string `json:"error,omitempty"`
+}
+
+// PushOptions says how a push writes.
+type PushOptions struct {
+	// DryRun computes and returns the changes without writing anything.
+	DryRun bool
+	// Owns lists the CMDB fields reckon may overwrite. Every other field
+	// it writes only when the record has it empty: a field a person
+	// curated is never overwritten.
+	Owns []string
+	// Message is the change message every write carries.
+	Message string
+}
+
+// Pusher writes reckon's view of assets back to a CMDB.
+type Pusher interface {
+	// Push sends assets to the CMDB and returns the changes made (or that
+	// would be made). A per-record failure is reported in its Change; the
+	// error is for a push that could not go on (auth, CMDB down).
+	Push(ctx context.Context, assets []Asset, opt PushOptions) ([]Change, error)
+}
