@@ -124,8 +124,8 @@ func GeneratedIP(i int) netip.Addr {
 // secondary MAC and an unassigned address:
 //
 //   - device 2230 router1: site "AMS1", tenant "Acme", role "router",
-//     serial "FOC1234X", asset tag "A-0042", custom fields reckon_id
-//     "r-1" and owner "netops"; interface 114771 with MACs
+//     serial "FOC1234X", asset tag "A-0042", custom fields
+//     reckon_asset_id "r-1" and owner "netops"; interface 114771 with MACs
 //     00:1B:17:00:01:12 (primary, id 501) and 00:1B:17:00:01:13 (id 502);
 //     IPs 192.168.0.42/26 (active) and 2001:db8::42/64 (slaac)
 //   - VM 77 "Web-01": site "AMS1", tenant "Acme", role "web", status
@@ -137,9 +137,9 @@ func Example() Dataset {
 	return Dataset{
 		Devices: []Device{{ID: 2230, Name: "router1", Serial: "FOC1234X", AssetTag: "A-0042", Site: "AMS1",
 			Tenant: "Acme", Role: "router", Status: "active",
-			CustomFields: map[string]any{"reckon_id": "r-1", "owner": "netops"}, Created: t, LastUpdated: t}},
+			CustomFields: map[string]any{"reckon_asset_id": "r-1", "owner": "netops"}, Created: t, LastUpdated: t}},
 		VMs: []VM{{ID: 77, Name: "Web-01", Site: "AMS1", Tenant: "Acme", Role: "web", Status: "planned",
-			CustomFields: map[string]any{"reckon_id": nil}, LastUpdated: t.Add(time.Hour)}},
+			CustomFields: map[string]any{"reckon_asset_id": nil}, LastUpdated: t.Add(time.Hour)}},
 		Interfaces:   []Interface{{ID: 114771, DeviceID: 2230, Name: "et-0/1/2", Type: "10gbase-x-sfpp", PrimaryMACID: 501}},
 		VMInterfaces: []Interface{{ID: 9001, VMID: 77, Name: "eth0", PrimaryMACID: 503}},
 		MACs: []MAC{

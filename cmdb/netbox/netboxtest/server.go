@@ -42,6 +42,10 @@ type Options struct {
 	NoValidate bool
 	// TLS serves HTTPS (httptest.NewTLSServer).
 	TLS bool
+	// OmitCount renders "count": null, as NetBox does in cursor mode
+	// (?start=) and some proxies do; clients must follow next. The schema
+	// requires count, so use it with NoValidate.
+	OmitCount bool
 }
 
 // Default tokens accepted when Options.Tokens is empty.
@@ -53,6 +57,10 @@ const (
 // Fault is what the next requests get instead of (or on top of) a normal
 // answer.
 type Fault struct {
+	// Method and Path (a URL path prefix) limit the fault to matching
+	// requests; empty matches any.
+	Method, Path string
+
 	Status     int           // respond with this status (429, 500, 503 ...) and Body
 	RetryAfter string        // Retry-After header value, with Status
 	Body       string        // body for Status; a NetBox-like default when empty
@@ -62,17 +70,21 @@ type Fault struct {
 
 // Request is one request the emulator received.
 type Request struct {
-	Time   time.Time
+	Start  time.Time // received
+	Time   time.Time // answered
 	Method string
 	URL    *url.URL
+	Auth   string // the Authorization header
+	Body   []byte // the request body (writes)
 	Status int
 }
 
 // Server is a running emulator. Close is registered with t.Cleanup.
 type Server struct {
 	*httptest.Server
-	t        testing.TB
-	validate bool
+	t         testing.TB
+	validate  bool
+	omitCount bool
 
 	mu       sync.Mutex
 	tokens   map[string]bool
@@ -80,6 +92,8 @@ type Server struct {
 	latency  time.Duration
 	requests []Request
 	tables   map[string]*table
+	inFlight int
+	maxIn    int
 }
 
 type record struct {
@@ -98,7 +112,7 @@ type table struct{ recs []record }
 // New starts an emulator with an empty dataset.
 func New(t testing.TB, o Options) *Server {
 	t.Helper()
-	s := &Server{t: t, validate: !o.NoValidate, tokens: map[string]bool{}, tables: map[string]*table{}}
+	s := &Server{t: t, validate: !o.NoValidate, omitCount: o.OmitCount, tokens: map[string]bool{}, tables: map[string]*table{}}
 	toks := o.Tokens
 	if len(toks) == 0 {
 		toks = []string{DefaultToken, DefaultTokenV2}
@@ -153,11 +167,19 @@ func (s *Server) Requests() []Request {
 	return append([]Request(nil), s.requests...)
 }
 
-// ResetRequests forgets the recorded requests.
+// ResetRequests forgets the recorded requests and the in-flight maximum.
 func (s *Server) ResetRequests() {
 	s.mu.Lock()
 	s.requests = nil
+	s.maxIn = 0
 	s.mu.Unlock()
+}
+
+// MaxInFlight is the most requests the emulator was handling at once.
+func (s *Server) MaxInFlight() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxIn
 }
 
 // Endpoints served (list endpoints only; reckon only reads lists).
@@ -423,21 +445,35 @@ var served = map[string]bool{PathDevices: true, PathVMs: true, PathInterfaces: t
 	PathMACs: true, PathIPs: true, PathSites: true, PathTenants: true, PathRoles: true}
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	var body []byte
+	if r.Body != nil {
+		body, _ = io.ReadAll(r.Body)
+		r.Body = io.NopCloser(bytes.NewReader(body))
+	}
 	s.mu.Lock()
 	var f *Fault
-	if len(s.faults) > 0 {
-		f = &s.faults[0]
-		s.faults = s.faults[1:]
+	for i := range s.faults {
+		ft := s.faults[i]
+		if (ft.Method == "" || ft.Method == r.Method) && strings.HasPrefix(r.URL.Path, ft.Path) {
+			f = &ft
+			s.faults = append(s.faults[:i:i], s.faults[i+1:]...)
+			break
+		}
 	}
 	latency := s.latency
 	tables := s.tables
+	s.inFlight++
+	s.maxIn = max(s.maxIn, s.inFlight)
 	s.mu.Unlock()
 
 	rec := &recorder{header: http.Header{}, status: http.StatusOK}
 	s.handle(rec, r, f, latency, tables)
 
 	s.mu.Lock()
-	s.requests = append(s.requests, Request{Time: time.Now(), Method: r.Method, URL: r.URL, Status: rec.status})
+	s.inFlight--
+	s.requests = append(s.requests, Request{Start: start, Time: time.Now(), Method: r.Method, URL: r.URL,
+		Auth: r.Header.Get("Authorization"), Body: body, Status: rec.status})
 	s.mu.Unlock()
 
 	if s.validate && !(f != nil && f.Truncate) {
@@ -676,7 +712,11 @@ func (s *Server) list(w *recorder, r *http.Request, t *table) {
 	if offset > 0 {
 		prev = link(offset - limit)
 	}
-	fmt.Fprintf(&w.body, `%d,"next":%s,"previous":%s,"results":[`, count, next, prev)
+	cnt := strconv.Itoa(count)
+	if s.omitCount {
+		cnt = "null"
+	}
+	fmt.Fprintf(&w.body, `%s,"next":%s,"previous":%s,"results":[`, cnt, next, prev)
 	w.body.Write(page.Bytes())
 	w.body.WriteString("]}")
 }
