@@ -79,6 +79,10 @@ type Server struct {
 	DataSources []string
 	// Now stamps writes (default time.Now).
 	Now func() time.Time
+	// NoLinkHeader leaves out the Link header (as
+	// sysparm_suppress_pagination_header=true does), so clients page by
+	// offset.
+	NoLinkHeader bool
 
 	mu       sync.Mutex
 	recs     []*record
@@ -358,7 +362,7 @@ func (s *Server) table(w http.ResponseWriter, r *http.Request) {
 		last = (total - 1) / limit * limit
 	}
 	links = append(links, link(last, "last"))
-	if q.Get("sysparm_suppress_pagination_header") != "true" {
+	if q.Get("sysparm_suppress_pagination_header") != "true" && !s.NoLinkHeader {
 		w.Header().Set("Link", strings.Join(links, ","))
 	}
 	if q.Get("sysparm_no_count") != "true" {
