@@ -232,7 +232,7 @@ func New(o Options) (*Client, error) {
 	})
 	c.rc.AddRetryHook(func(r *resty.Response, err error) {
 		if r != nil && r.Request != nil {
-			c.log.Debug("retrying", "method", r.Request.Method, "path", r.Request.RawRequest.URL.Path, "status", r.StatusCode(), "err", err)
+			c.log.Debug("retrying", "method", r.Request.Method, "url", r.Request.URL, "status", r.StatusCode(), "err", err)
 		}
 	})
 	return c, nil

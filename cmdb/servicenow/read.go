@@ -145,21 +145,20 @@ func (c *Client) CIs(ctx context.Context, since time.Time, fn func(cmdb.CI) erro
 		})
 	}
 	wg.Wait()
+	// A table's own failure first; the others were then cancelled by it.
 	var errs []error
 	for _, r := range results {
 		if r.err != nil && !errors.Is(r.err, context.Canceled) {
 			errs = append(errs, r.err)
 		}
 	}
-	if len(errs) == 0 {
-		for _, r := range results {
-			if r.err != nil {
-				errs = append(errs, r.err)
-			}
-		}
-	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
+	}
+	for _, r := range results {
+		if r.err != nil {
+			return r.err
+		}
 	}
 
 	// Merge the tables: one CI per sys_id, from the most specific table.
@@ -284,7 +283,8 @@ func (c *Client) readTable(ctx context.Context, table string, fields []string, q
 			if len(page) == 0 {
 				return nil, fmt.Errorf("servicenow: GET %s: an empty page with a next link", c.show(path, q))
 			}
-			path, q = nu.Path, nu.Query()
+			// Absolute, so a base URL with a path prefix is not doubled.
+			path, q = (&url.URL{Scheme: nu.Scheme, Host: nu.Host, Path: nu.Path}).String(), nu.Query()
 			continue
 		}
 		if hdr.Get("Link") != "" {
