@@ -2,7 +2,9 @@ package netboxtest
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
+	"slices"
 	"strings"
 	"time"
 )
@@ -18,6 +20,9 @@ type Device struct {
 	Tenant       string
 	Role         string // required by NetBox; "server" when empty
 	Status       string // default "active"
+	DeviceType   string // model name; "Generic" when empty
+	Description  string
+	Tags         []string // tag names (slug derived)
 	CustomFields map[string]any
 	Created      time.Time
 	LastUpdated  time.Time
@@ -70,6 +75,7 @@ type IPAddress struct {
 	Tenant        string
 	DNSName       string
 	Description   string
+	Tags          []string
 	CustomFields  map[string]any
 	LastUpdated   time.Time
 }
@@ -83,6 +89,30 @@ type Dataset struct {
 	VMInterfaces []Interface // VM interfaces
 	MACs         []MAC
 	IPs          []IPAddress
+	// Objects that exist besides those the records above name (names; the
+	// slug is derived): what a write may refer to.
+	Sites, Roles, Tenants, Tags, DeviceTypes []string
+}
+
+// clone copies d deeply enough that writes to the emulator's copy do not
+// change the caller's.
+func (d Dataset) clone() Dataset {
+	c := d
+	c.Devices = slices.Clone(d.Devices)
+	for i := range c.Devices {
+		c.Devices[i].CustomFields = maps.Clone(c.Devices[i].CustomFields)
+		c.Devices[i].Tags = slices.Clone(c.Devices[i].Tags)
+	}
+	c.VMs = slices.Clone(d.VMs)
+	c.Interfaces = slices.Clone(d.Interfaces)
+	c.VMInterfaces = slices.Clone(d.VMInterfaces)
+	c.MACs = slices.Clone(d.MACs)
+	c.IPs = slices.Clone(d.IPs)
+	for i := range c.IPs {
+		c.IPs[i].CustomFields = maps.Clone(c.IPs[i].CustomFields)
+		c.IPs[i].Tags = slices.Clone(c.IPs[i].Tags)
+	}
+	return c
 }
 
 // Epoch is the timestamp Generate and Example use for created/last_updated.
@@ -132,6 +162,7 @@ func GeneratedIP(i int) netip.Addr {
 //     "planned"; VM interface 9001 with MAC 52:54:00:AA:BB:CC (id 503,
 //     primary); IP 192.168.1.10/24 (dhcp, id 2955)
 //   - IP 2956 192.168.0.99/26 reserved, unassigned, dns "printer.example".
+//   - tag "reckon", device type "Generic" (what a push refers to).
 func Example() Dataset {
 	t := time.Date(2020, 8, 4, 14, 12, 39, 666885000, time.UTC)
 	return Dataset{
@@ -153,6 +184,8 @@ func Example() Dataset {
 			{ID: 2955, Address: "192.168.1.10/24", Status: "dhcp", VMInterfaceID: 9001, LastUpdated: t},
 			{ID: 2956, Address: "192.168.0.99/26", Status: "reserved", DNSName: "printer.example", Tenant: "Acme", LastUpdated: t.Add(2 * time.Hour)},
 		},
+		Tags:        []string{"reckon"},
+		DeviceTypes: []string{"Generic"},
 	}
 }
 

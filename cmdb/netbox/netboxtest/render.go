@@ -221,6 +221,48 @@ type ipJSON struct {
 	LastUpdated        string         `json:"last_updated"`
 }
 
+// nestedTag is a tag as records carry it.
+type nestedTag struct {
+	ID         int    `json:"id"`
+	URL        string `json:"url"`
+	DisplayURL string `json:"display_url"`
+	Display    string `json:"display"`
+	Name       string `json:"name"`
+	Slug       string `json:"slug"`
+	Color      string `json:"color"`
+}
+
+const tagColor = "9e9e9e" // NetBox's default tag colour
+
+type tagJSON struct {
+	nestedTag
+	Description string   `json:"description"`
+	ObjectTypes []string `json:"object_types"`
+	TaggedItems int      `json:"tagged_items"`
+}
+
+type deviceTypeJSON struct {
+	briefDeviceType
+	ConsolePortTemplateCount       int `json:"console_port_template_count"`
+	ConsoleServerPortTemplateCount int `json:"console_server_port_template_count"`
+	PowerPortTemplateCount         int `json:"power_port_template_count"`
+	PowerOutletTemplateCount       int `json:"power_outlet_template_count"`
+	InterfaceTemplateCount         int `json:"interface_template_count"`
+	FrontPortTemplateCount         int `json:"front_port_template_count"`
+	RearPortTemplateCount          int `json:"rear_port_template_count"`
+	DeviceBayTemplateCount         int `json:"device_bay_template_count"`
+	ModuleBayTemplateCount         int `json:"module_bay_template_count"`
+	InventoryItemTemplateCount     int `json:"inventory_item_template_count"`
+}
+
+// deviceType is device type b (model b.Name) of the one manufacturer the
+// emulator knows, "Generic".
+func deviceType(base string, b *briefObj) briefDeviceType {
+	return briefDeviceType{ID: b.ID, URL: b.URL, Display: b.Name,
+		Manufacturer: briefObj{ID: 1, URL: base + "/api/dcim/manufacturers/1/", Display: "Generic", Name: "Generic", Slug: "generic"},
+		Model:        b.Name, Slug: b.Slug}
+}
+
 // timeFormat is how NetBox (Django REST framework) renders datetimes.
 const timeFormat = "2006-01-02T15:04:05.000000Z07:00"
 

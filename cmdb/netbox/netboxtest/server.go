@@ -19,6 +19,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,6 +95,10 @@ type Server struct {
 	tables   map[string]*table
 	inFlight int
 	maxIn    int
+
+	wmu   sync.Mutex             // serialises Seed and writes
+	data  Dataset                // what is served; writes change it and render again
+	named map[string][]*briefObj // sites, roles, tags ... by list path, for writes
 }
 
 type record struct {
@@ -104,6 +109,9 @@ type record struct {
 	name        string
 	serial      string
 	macs        []string // upper-case
+	slug        string
+	prefix      netip.Prefix   // ip-addresses: the address with its mask
+	cf          map[string]any // custom fields, for cf_<name>=
 	raw         []byte
 }
 
@@ -193,17 +201,29 @@ const (
 	PathSites        = "/api/dcim/sites/"
 	PathTenants      = "/api/tenancy/tenants/"
 	PathRoles        = "/api/dcim/device-roles/"
+	PathTags         = "/api/extras/tags/"
+	PathDeviceTypes  = "/api/dcim/device-types/"
 )
 
-// Seed replaces the dataset. Records are rendered to JSON once here, so
-// requests only filter and concatenate.
+// Seed replaces the dataset (the emulator keeps its own copy; writes change
+// that). Records are rendered to JSON once here, so requests only filter
+// and concatenate.
 func (s *Server) Seed(d Dataset) {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	s.data = d.clone()
+	s.render()
+}
+
+// render renders s.data into the tables requests read; s.wmu is held.
+func (s *Server) render() {
+	d := s.data
 	base := s.URL
 	objURL := func(path string, id int) string { return fmt.Sprintf("%s%s%d/", base, path, id) }
 	uiURL := func(path string, id int) string {
 		return fmt.Sprintf("%s%s%d/", base, strings.TrimPrefix(path, "/api"), id)
 	}
-	named := map[string]map[string]*briefObj{PathSites: {}, PathTenants: {}, PathRoles: {}}
+	named := map[string]map[string]*briefObj{PathSites: {}, PathTenants: {}, PathRoles: {}, PathTags: {}, PathDeviceTypes: {}}
 	var namedOrder = map[string][]*briefObj{}
 	brief := func(path, name string) *briefObj {
 		if name == "" {
@@ -225,6 +245,21 @@ func (s *Server) Seed(d Dataset) {
 		return v
 	}
 
+	for path, names := range map[string][]string{PathSites: d.Sites, PathRoles: d.Roles, PathTenants: d.Tenants,
+		PathTags: d.Tags, PathDeviceTypes: d.DeviceTypes} {
+		for _, n := range names {
+			brief(path, n)
+		}
+	}
+	tagsOf := func(names []string) []any {
+		out := []any{}
+		for _, n := range names {
+			b := brief(PathTags, n)
+			out = append(out, nestedTag{ID: b.ID, URL: b.URL, DisplayURL: uiURL(PathTags, b.ID), Display: b.Name,
+				Name: b.Name, Slug: b.Slug, Color: tagColor})
+		}
+		return out
+	}
 	devByID := map[int]*Device{}
 	for i := range d.Devices {
 		devByID[d.Devices[i].ID] = &d.Devices[i]
@@ -338,16 +373,14 @@ func (s *Server) Seed(d Dataset) {
 		st := orDefault(dv.Status, "active")
 		j := deviceJSON{ID: dv.ID, URL: objURL(PathDevices, dv.ID), DisplayURL: uiURL(PathDevices, dv.ID),
 			Display: displayDev(dv), Name: name,
-			DeviceType: briefDeviceType{ID: 1, URL: base + "/api/dcim/device-types/1/", Display: "Generic",
-				Manufacturer: briefObj{ID: 1, URL: base + "/api/dcim/manufacturers/1/", Display: "Generic", Name: "Generic", Slug: "generic"},
-				Model:        "Generic", Slug: "generic"},
-			Role: *brief(PathRoles, orDefault(dv.Role, "server")), Tenant: brief(PathTenants, dv.Tenant),
+			DeviceType: deviceType(base, brief(PathDeviceTypes, orDefault(dv.DeviceType, "Generic"))),
+			Role:       *brief(PathRoles, orDefault(dv.Role, "server")), Tenant: brief(PathTenants, dv.Tenant),
 			Serial: dv.Serial, AssetTag: tag, Site: *brief(PathSites, orDefault(dv.Site, "default")),
-			Status: choice{st, label(st)}, ConfigContext: map[string]any{}, Tags: []any{},
-			CustomFields: cf(dv.CustomFields), Created: ts(created(dv.Created, dv.LastUpdated)),
+			Status: choice{st, label(st)}, ConfigContext: map[string]any{}, Tags: tagsOf(dv.Tags),
+			Description: dv.Description, CustomFields: cf(dv.CustomFields), Created: ts(created(dv.Created, dv.LastUpdated)),
 			LastUpdated: ts(dv.LastUpdated), InterfaceCount: ifCountDev[dv.ID]}
 		add(PathDevices, record{id: dv.ID, lastUpdated: dv.LastUpdated, name: dv.Name, serial: dv.Serial,
-			macs: devMACs[dv.ID], raw: mustJSON(j)})
+			macs: devMACs[dv.ID], cf: dv.CustomFields, raw: mustJSON(j)})
 	}
 	for i := range d.VMs {
 		v := &d.VMs[i]
@@ -410,18 +443,31 @@ func (s *Server) Seed(d Dataset) {
 		j := ipJSON{ID: ip.ID, URL: objURL(PathIPs, ip.ID), DisplayURL: uiURL(PathIPs, ip.ID), Display: ip.Address,
 			Family: fam, Address: ip.Address, Tenant: brief(PathTenants, ip.Tenant), Status: choice{st, label(st)},
 			AssignedObjectType: ty, AssignedObjectID: id, AssignedObject: obj, NATOutside: []any{},
-			DNSName: ip.DNSName, Description: ip.Description, Tags: []any{}, CustomFields: cf(ip.CustomFields),
+			DNSName: ip.DNSName, Description: ip.Description, Tags: tagsOf(ip.Tags), CustomFields: cf(ip.CustomFields),
 			Created: ts(created(time.Time{}, ip.LastUpdated)), LastUpdated: ts(ip.LastUpdated)}
-		add(PathIPs, record{id: ip.ID, lastUpdated: ip.LastUpdated, deviceID: dev, vmID: vm, name: ip.DNSName, raw: mustJSON(j)})
+		pfx, _ := netip.ParsePrefix(ip.Address)
+		add(PathIPs, record{id: ip.ID, lastUpdated: ip.LastUpdated, deviceID: dev, vmID: vm, name: ip.DNSName,
+			prefix: pfx, cf: ip.CustomFields, raw: mustJSON(j)})
 	}
 	for path, bs := range namedOrder {
 		for _, b := range bs {
-			add(path, record{id: b.ID, name: b.Name, raw: mustJSON(b)})
+			var raw []byte
+			switch path {
+			case PathTags:
+				raw = mustJSON(tagJSON{nestedTag: nestedTag{ID: b.ID, URL: b.URL, DisplayURL: uiURL(path, b.ID),
+					Display: b.Name, Name: b.Name, Slug: b.Slug, Color: tagColor}, ObjectTypes: []string{}})
+			case PathDeviceTypes:
+				raw = mustJSON(deviceTypeJSON{briefDeviceType: deviceType(base, b)})
+			default:
+				raw = mustJSON(b)
+			}
+			add(path, record{id: b.ID, name: b.Name, slug: b.Slug, raw: raw})
 		}
 	}
 	for _, t := range tables {
 		sort.Slice(t.recs, func(i, j int) bool { return t.recs[i].id < t.recs[j].id })
 	}
+	s.named = namedOrder
 	s.mu.Lock()
 	s.tables = tables
 	s.mu.Unlock()
@@ -442,7 +488,8 @@ func created(c, lu time.Time) time.Time {
 }
 
 var served = map[string]bool{PathDevices: true, PathVMs: true, PathInterfaces: true, PathVMInterfaces: true,
-	PathMACs: true, PathIPs: true, PathSites: true, PathTenants: true, PathRoles: true}
+	PathMACs: true, PathIPs: true, PathSites: true, PathTenants: true, PathRoles: true, PathTags: true,
+	PathDeviceTypes: true}
 
 func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
@@ -507,8 +554,9 @@ func (s *Server) handle(w *recorder, r *http.Request, f *Fault, latency time.Dur
 	}
 	w.header.Set("Content-Type", "application/json")
 	w.header.Set("API-Version", "4.2")
+	var invalid error
 	if s.validate {
-		s.validateRequest(r)
+		invalid = s.validateRequest(r)
 	}
 	if f != nil && f.Status != 0 {
 		if f.RetryAfter != "" {
@@ -528,8 +576,13 @@ func (s *Server) handle(w *recorder, r *http.Request, f *Fault, latency time.Dur
 		return
 	}
 	if r.Method != http.MethodGet {
-		w.status = http.StatusMethodNotAllowed
-		w.body.WriteString(`{"detail": "Method \"` + r.Method + `\" not allowed."}`)
+		if invalid != nil {
+			// NetBox would answer 400; the test has already failed.
+			w.status = http.StatusBadRequest
+			w.body.Write(mustJSON(map[string]string{"detail": invalid.Error()}))
+			return
+		}
+		s.write(w, r)
 		return
 	}
 	if !served[r.URL.Path] {
@@ -657,6 +710,22 @@ func (s *Server) list(w *recorder, r *http.Request, t *table) {
 		if vs := q["serial"]; len(vs) > 0 && !anyFold(vs, rec.serial) {
 			return false
 		}
+		if vs := q["slug"]; len(vs) > 0 && !slices.Contains(vs, rec.slug) {
+			return false
+		}
+		if vs := q["address"]; len(vs) > 0 && !addressMatch(vs, rec.prefix) {
+			return false
+		}
+		for k, vs := range q {
+			name, ok := strings.CutPrefix(k, "cf_")
+			if !ok {
+				continue
+			}
+			v, set := rec.cf[name]
+			if !set || v == nil || !slices.Contains(vs, fmt.Sprint(v)) {
+				return false
+			}
+		}
 		if vs := q["mac_address"]; len(vs) > 0 {
 			hit := false
 			for _, m := range rec.macs {
@@ -721,6 +790,23 @@ func (s *Server) list(w *recorder, r *http.Request, t *table) {
 	w.body.WriteString("]}")
 }
 
+// addressMatch is NetBox's address filter (ipam/filtersets.py
+// filter_address, ipam/lookups.py NetHostContained): a value without a mask
+// matches the host whatever the stored mask, with a mask it matches
+// exactly; values are ORed, and one that does not parse matches nothing.
+func addressMatch(vs []string, p netip.Prefix) bool {
+	for _, v := range vs {
+		if q, err := netip.ParsePrefix(v); err == nil {
+			if q == p {
+				return true
+			}
+		} else if a, err := netip.ParseAddr(v); err == nil && a == p.Addr() {
+			return true
+		}
+	}
+	return false
+}
+
 // spec loads the OpenAPI document once per test binary; it is read-only
 // afterwards.
 var spec = sync.OnceValues(func() (*openapi3.T, error) {
@@ -782,27 +868,38 @@ func relax(doc *openapi3.T) {
 
 func (s *Server) route(r *http.Request) (*openapi3filter.RequestValidationInput, bool) {
 	doc, _ := spec()
-	item := doc.Paths.Find(r.URL.Path)
+	path, params := r.URL.Path, map[string]string{}
+	item := doc.Paths.Find(path)
+	if item == nil {
+		// A detail route: /api/ipam/ip-addresses/12/ is .../{id}/.
+		if base, id, ok := detail(path); ok {
+			path, params["id"] = base+"{id}/", strconv.Itoa(id)
+			item = doc.Paths.Find(path)
+		}
+	}
 	if item == nil || item.GetOperation(r.Method) == nil {
 		s.t.Errorf("netboxtest: %s %s: not an operation of the NetBox 4.2 OpenAPI schema", r.Method, r.URL.Path)
 		return nil, false
 	}
 	return &openapi3filter.RequestValidationInput{
-		Request: r,
-		Route: &routers.Route{Spec: doc, Path: r.URL.Path, PathItem: item, Method: r.Method,
+		Request:    r,
+		PathParams: params,
+		Route: &routers.Route{Spec: doc, Path: path, PathItem: item, Method: r.Method,
 			Operation: item.GetOperation(r.Method)},
 		Options: &openapi3filter.Options{AuthenticationFunc: openapi3filter.NoopAuthenticationFunc},
 	}, true
 }
 
-func (s *Server) validateRequest(r *http.Request) {
+func (s *Server) validateRequest(r *http.Request) error {
 	in, ok := s.route(r)
 	if !ok {
-		return
+		return fmt.Errorf("no such operation")
 	}
 	if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
 		s.t.Errorf("netboxtest: request %s %s violates the NetBox OpenAPI schema: %v", r.Method, r.URL, err)
+		return err
 	}
+	return nil
 }
 
 func (s *Server) validateResponse(r *http.Request, rec *recorder) {

@@ -2,6 +2,7 @@ package netboxtest
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -130,5 +131,74 @@ func TestAuth(t *testing.T) {
 	s.RevokeToken(DefaultToken)
 	if st, m := get(t, s, PathDevices, tok); st != 403 || m["detail"] != "Invalid token" {
 		t.Errorf("revoked: %d %v", st, m)
+	}
+}
+
+func send(t *testing.T, s *Server, method, path, body string) (int, any) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.URL+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := s.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var v any
+	if err := json.NewDecoder(resp.Body).Decode(&v); err != nil {
+		t.Fatalf("%s %s: decode: %v", method, path, err)
+	}
+	return resp.StatusCode, v
+}
+
+// TestWrites creates and patches addresses and devices; the emulator
+// validates requests and responses against the schema.
+func TestWrites(t *testing.T) {
+	s := New(t, Options{})
+	s.Seed(Example())
+	st, v := send(t, s, "POST", PathIPs, `{"address": "10.9.8.7/32", "dns_name": "new.example", "status": "active",
+		"tags": [{"name": "reckon", "slug": "reckon"}], "custom_fields": {"reckon_asset_id": "a-1"},
+		"description": "d", "changelog_message": "hello"}`)
+	if st != 201 {
+		t.Fatalf("create ip: %d %v", st, v)
+	}
+	id := int(v.(map[string]any)["id"].(float64))
+	_, m := get(t, s, PathIPs+"?address=10.9.8.7", tok)
+	if m["count"].(float64) != 1 {
+		t.Errorf("address filter without mask: %v", m["count"])
+	}
+	_, m = get(t, s, PathIPs+"?address=10.9.8.7/24", tok)
+	if m["count"].(float64) != 0 {
+		t.Errorf("address filter with another mask: %v", m["count"])
+	}
+	_, m = get(t, s, PathIPs+"?cf_reckon_asset_id=a-1", tok)
+	if m["count"].(float64) != 1 {
+		t.Errorf("cf filter: %v", m["count"])
+	}
+	st, v = send(t, s, "PATCH", PathIPs+fmt.Sprint(id)+"/", `{"custom_fields": {"owner": "x"}}`)
+	cf := v.(map[string]any)["custom_fields"].(map[string]any)
+	if st != 200 || cf["reckon_asset_id"] != "a-1" || cf["owner"] != "x" {
+		t.Errorf("patch merges custom fields: %d %v", st, v)
+	}
+	if st, v = send(t, s, "POST", PathIPs, `{"address": "10.9.8.8/32", "tags": [{"name": "nope", "slug": "nope"}]}`); st != 400 {
+		t.Errorf("unknown tag: %d %v", st, v)
+	}
+	dev := `{"name": "%s", "device_type": {"manufacturer": {"name": "Generic", "slug": "generic"}, "model": "Generic", "slug": "generic"},
+		"role": {"name": "router", "slug": "router"}, "site": {"name": "AMS1", "slug": "ams1"}, "serial": "S1"}`
+	if st, v = send(t, s, "POST", PathDevices, fmt.Sprintf(dev, "new-dev")); st != 201 {
+		t.Errorf("create device: %d %v", st, v)
+	}
+	st, v = send(t, s, "POST", PathDevices, fmt.Sprintf(dev, "NEW-DEV")) // router1 has a tenant: no clash
+	if st != 400 || !strings.Contains(fmt.Sprint(v), "unique per site") {
+		t.Errorf("duplicate device name: %d %v", st, v)
+	}
+	if st, v = send(t, s, "PATCH", PathDevices+"2230/", `{"serial": "X"}`); st != 200 || v.(map[string]any)["serial"] != "X" {
+		t.Errorf("patch device: %d %v", st, v)
+	}
+	if d := s.Data(); len(d.Devices) != 2 || len(d.IPs) != 5 || Example().Devices[0].Serial != "FOC1234X" {
+		t.Errorf("dataset after writes: %d devices %d ips", len(d.Devices), len(d.IPs))
 	}
 }
