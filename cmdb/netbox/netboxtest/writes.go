@@ -165,20 +165,21 @@ func (s *Server) rendered(path string, id int) []byte {
 }
 
 // related resolves a related object given by id or by a dict of
-// attributes that must all match, as NetBox's nested serializers do.
-func (s *Server) related(path string, raw json.RawMessage) (*briefObj, error) {
+// attributes that must all match, as NetBox's nested serializers do; the
+// string is NetBox's message when it does not resolve.
+func (s *Server) related(path string, raw json.RawMessage) (*briefObj, string) {
 	var id int
 	if json.Unmarshal(raw, &id) == nil {
 		for _, b := range s.named[path] {
 			if b.ID == id {
-				return b, nil
+				return b, ""
 			}
 		}
-		return nil, fmt.Errorf("Invalid pk \"%d\" - object does not exist.", id)
+		return nil, fmt.Sprintf("Invalid pk \"%d\" - object does not exist.", id)
 	}
 	var attrs map[string]any
 	if err := json.Unmarshal(raw, &attrs); err != nil {
-		return nil, fmt.Errorf("Related objects must be referenced by numeric ID or by dictionary of attributes. Received an unrecognized value: %s", raw)
+		return nil, fmt.Sprintf("Related objects must be referenced by numeric ID or by dictionary of attributes. Received an unrecognized value: %s", raw)
 	}
 	var hits []*briefObj
 	for _, b := range s.named[path] {
@@ -205,11 +206,11 @@ func (s *Server) related(path string, raw json.RawMessage) (*briefObj, error) {
 	}
 	switch len(hits) {
 	case 0:
-		return nil, fmt.Errorf("Related object not found using the provided attributes: %s", raw)
+		return nil, fmt.Sprintf("Related object not found using the provided attributes: %s", raw)
 	case 1:
-		return hits[0], nil
+		return hits[0], ""
 	}
-	return nil, fmt.Errorf("Multiple objects match the provided attributes: %s", raw)
+	return nil, fmt.Sprintf("Multiple objects match the provided attributes: %s", raw)
 }
 
 func str(raw json.RawMessage) (string, bool) {
@@ -226,9 +227,9 @@ func (s *Server) common(o map[string]json.RawMessage, fe fieldErrors, tags *[]st
 		}
 		var names []string
 		for _, it := range items {
-			b, err := s.related(PathTags, it)
-			if err != nil {
-				fe.add("tags", "%s", err)
+			b, msg := s.related(PathTags, it)
+			if msg != "" {
+				fe.add("tags", "%s", msg)
 				continue
 			}
 			names = append(names, b.Name)
@@ -317,9 +318,9 @@ func (s *Server) deviceFields(d *Dataset, dv *Device, o map[string]json.RawMessa
 		if !ok {
 			continue
 		}
-		b, err := s.related(path, raw)
-		if err != nil {
-			fe.add(k, "%s", err)
+		b, msg := s.related(path, raw)
+		if msg != "" {
+			fe.add(k, "%s", msg)
 			continue
 		}
 		switch k {
