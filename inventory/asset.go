@@ -68,6 +68,28 @@ type AssetExtra struct {
 	// KeepApart lists assets an analyst split from this one: never merged
 	// back automatically.
 	KeepApart []string `json:"keep_apart,omitempty"`
+	// CMDB is what the last successful reconciliation said of the asset.
+	CMDB *CMDBLink `json:"cmdb,omitempty"`
+}
+
+// CMDBLink is the CMDB's side of an asset: the CI it matched, and the CI's
+// owner, business unit, site and role, kept for reports and routing.
+type CMDBLink struct {
+	CIID         string   `json:"ci_id,omitempty"`
+	CIName       string   `json:"ci_name,omitempty"`
+	URL          string   `json:"url,omitempty"`
+	Site         string   `json:"site,omitempty"`
+	BusinessUnit string   `json:"business_unit,omitempty"`
+	Owner        string   `json:"owner,omitempty"`
+	Role         string   `json:"role,omitempty"`
+	Rung         string   `json:"rung,omitempty"`
+	Reason       string   `json:"reason,omitempty"`
+	Disagree     []string `json:"disagree,omitempty"`
+	// CIs are the CIs matched when they were several (a conflict).
+	CIs []string `json:"cis,omitempty"`
+	// Others are the other assets that matched the same CI.
+	Others  []string  `json:"others,omitempty"`
+	Checked time.Time `json:"checked"`
 }
 
 var noExtra AssetExtra
@@ -176,13 +198,14 @@ type Summary struct {
 	FirstSeen  time.Time `json:"first_seen"`
 	LastSeen   time.Time `json:"last_seen"`
 	Missing    bool      `json:"missing,omitempty"`
+	CMDB       *CMDBLink `json:"cmdb,omitempty"`
 }
 
 // Summary returns the list view of a.
 func (a *Asset) Summary() Summary {
 	s := Summary{ID: a.ID.String(), Status: a.Status.String(), Identity: a.Identity.String(), DeviceType: a.DeviceType.String(),
 		Vendor: a.Vendor.String(), OS: a.OS.String(),
-		FirstSeen: a.FirstSeen.Time(), LastSeen: a.LastSeen.Time(), Missing: a.Missing,
+		FirstSeen: a.FirstSeen.Time(), LastSeen: a.LastSeen.Time(), Missing: a.Missing, CMDB: a.ro().CMDB,
 		MACs: []string{}, IPs: []string{}, Hostnames: []string{}, Services: []Service{}, Sources: []string{}}
 	for _, m := range a.MACHistory {
 		if m.Current {

@@ -24,3 +24,7 @@ type Event struct {
 	Kind    string            `json:"kind"`
 	Detail  map[string]string `json:"detail,omitempty"`
 }
+
+// EventVerdict is a change of an asset's CMDB verdict (managed, unmanaged,
+// unknown, conflict); Detail has "from", "to" and "reason".
+const EventVerdict = "cmdb_verdict"
