@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/reckon-dev/reckon/cmdb"
@@ -85,18 +86,29 @@ type matcher struct {
 	junkSerials, junkMACs junkSet
 
 	cis      []cmdb.CI
-	byReckon index[string]
-	bySerial index[string]
-	byMAC    index[string]
-	byName   index[string] // full normalised name
-	byShort  index[string] // first label of every name
-	byIP     index[netip.Addr]
+	byReckon index
+	bySerial index
+	byMAC    index
+	byName   index // full normalised name
+	byShort  index // first label of every name
+	byIP     index // static IPs
 
-	// Per-CI normalised attributes, for comparing a match.
+	// Per-CI normalised attributes, for checking index hits and comparing
+	// a match.
 	ciName    []string    // normalised name
 	ciSerials [][2]string // valid serial and asset tag ("" when not)
 	ciMACs    [][]string  // universal MACs
 }
+
+// Key kinds, for matcher.holds.
+const (
+	kReckon = iota
+	kSerial
+	kMAC
+	kName
+	kShort
+	kIP
+)
 
 // assetKeys are one asset's normalised identifiers, reused between assets.
 type assetKeys struct {
@@ -115,54 +127,167 @@ func newMatcher(cis []cmdb.CI, o Options) *matcher {
 		junkSerials: newJunkSet([][]string{DefaultJunkSerials, o.JunkSerials}, normSerial, 0),
 		junkMACs:    newJunkSet([][]string{DefaultJunkMACs, o.JunkMACs}, normMAC, 17),
 		cis:         cis,
-		byReckon:    newIndex[string](n / 2),
-		bySerial:    newIndex[string](n),
-		byMAC:       newIndex[string](n),
-		byName:      newIndex[string](n),
-		byShort:     newIndex[string](n),
-		byIP:        newIndex[netip.Addr](n),
 		ciName:      make([]string, n),
 		ciSerials:   make([][2]string, n),
 		ciMACs:      make([][]string, n),
 	}
-	// One backing array for the CIs' universal MACs.
-	total := 0
-	for i := range cis {
-		total += len(cis[i].MACs)
+	// Normalise, in two halves at once.
+	var wg sync.WaitGroup
+	half := n / 2
+	for _, r := range [2][2]int{{0, half}, {half, n}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.normCIs(r[0], r[1])
+		}()
 	}
+	wg.Wait()
+	// Build the indexes, two at once.
+	builds := []func(){
+		func() {
+			m.byMAC = newIndex(2 * n)
+			for i := range cis {
+				for _, mac := range m.ciMACs[i] {
+					m.byMAC.add(hashString(mac), int32(i))
+				}
+			}
+		},
+		func() {
+			m.bySerial = newIndex(n)
+			for i := range cis {
+				for _, s := range m.ciSerials[i] {
+					if s != "" {
+						m.bySerial.add(hashString(s), int32(i))
+					}
+				}
+			}
+			m.byReckon = newIndex(0)
+			for i := range cis {
+				if id := strings.TrimSpace(cis[i].ReckonID); id != "" {
+					m.byReckon.add(hashString(id), int32(i))
+				}
+			}
+		},
+		func() {
+			m.byName = newIndex(n)
+			for i, name := range m.ciName {
+				if name != "" {
+					m.byName.add(hashString(name), int32(i))
+				}
+			}
+		},
+		func() {
+			m.byShort = newIndex(n)
+			for i, name := range m.ciName {
+				if name != "" {
+					m.byShort.add(hashString(shortName(name)), int32(i))
+				}
+			}
+		},
+		func() {
+			m.byIP = newIndex(n)
+			for i := range cis {
+				c := &cis[i]
+				for j, ip := range c.IPs {
+					if j < len(c.Static) && c.Static[j] && ip.IsValid() {
+						m.byIP.add(hashAddr(ip.Unmap()), int32(i))
+					}
+				}
+			}
+		},
+	}
+	next := make(chan func(), len(builds))
+	for _, f := range builds {
+		next <- f
+	}
+	close(next)
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range next {
+				f()
+			}
+		}()
+	}
+	wg.Wait()
+	return m
+}
+
+// normCIs fills the normalised attributes of CIs [from, to).
+func (m *matcher) normCIs(from, to int) {
+	total := 0
+	for i := from; i < to; i++ {
+		total += len(m.cis[i].MACs)
+	}
+	// One backing array for the universal MACs.
 	macs := make([]string, 0, total)
-	for i := range cis {
-		c := &cis[i]
-		ci := int32(i)
-		if c.ReckonID != "" {
-			m.byReckon.add(strings.TrimSpace(c.ReckonID), ci)
-		}
+	for i := from; i < to; i++ {
+		c := &m.cis[i]
 		for j, s := range [2]string{c.Serial, c.AssetTag} {
 			if s = normSerial(s); m.validSerial(s) {
 				m.ciSerials[i][j] = s
-				m.bySerial.add(s, ci)
 			}
 		}
 		start := len(macs)
 		for _, mac := range c.MACs {
-			if mac = normMAC(mac); m.macKind(mac) == macUniversal {
+			if mac = normMAC(mac); m.macKind(mac) == macUniversal && !contains(macs[start:], mac) {
 				macs = append(macs, mac)
-				m.byMAC.add(mac, ci)
 			}
 		}
 		m.ciMACs[i] = macs[start:len(macs):len(macs)]
-		if name := normName(c.Name); name != "" {
-			m.ciName[i] = name
-			m.byName.add(name, ci)
-			m.byShort.add(shortName(name), ci)
-		}
-		for j, ip := range c.IPs {
-			if j < len(c.Static) && c.Static[j] && ip.IsValid() {
-				m.byIP.add(ip.Unmap(), ci)
+		m.ciName[i] = normName(c.Name)
+	}
+}
+
+// holds says whether CI c holds the key (s or ip) of the kind: the check
+// behind every index hit.
+func (m *matcher) holds(kind int, c int32, s string, ip netip.Addr) bool {
+	switch kind {
+	case kReckon:
+		return strings.TrimSpace(m.cis[c].ReckonID) == s
+	case kSerial:
+		return m.ciSerials[c][0] == s || m.ciSerials[c][1] == s
+	case kMAC:
+		return contains(m.ciMACs[c], s)
+	case kName:
+		return m.ciName[c] == s
+	case kShort:
+		return shortName(m.ciName[c]) == s
+	case kIP:
+		ci := &m.cis[c]
+		for j, a := range ci.IPs {
+			if j < len(ci.Static) && ci.Static[j] && a.Unmap() == ip {
+				return true
 			}
 		}
 	}
-	return m
+	return false
+}
+
+// find appends to dst the CIs of x that hold the key.
+func (m *matcher) find(x *index, kind int, s string, ip netip.Addr, dst []int32) []int32 {
+	var h uint64
+	if kind == kIP {
+		h = hashAddr(ip)
+	} else {
+		h = hashString(s)
+	}
+	single, list, ok := x.lookup(h)
+	switch {
+	case !ok:
+	case list == nil:
+		if m.holds(kind, single, s, ip) {
+			dst = appendUniq(dst, single)
+		}
+	default:
+		for _, c := range list {
+			if m.holds(kind, c, s, ip) {
+				dst = appendUniq(dst, c)
+			}
+		}
+	}
+	return dst
 }
 
 // keys fills k with the asset's valid serials, universal MACs, names and
@@ -225,15 +350,16 @@ func siteDisagree(a, b string) bool {
 // ladder walks the asset down the rungs and returns the deciding rung and
 // its CIs (appended to dst), with the keys that found them in k.hits.
 func (m *matcher) ladder(a *Asset, k *assetKeys, dst []int32) (string, []int32) {
+	var none netip.Addr
 	if id := strings.TrimSpace(a.ID); id != "" {
-		if dst = m.byReckon.appendTo(dst, id); len(dst) > 0 {
+		if dst = m.find(&m.byReckon, kReckon, id, none, dst); len(dst) > 0 {
 			k.hits = append(k.hits, id)
 			return RungReckonID, dst
 		}
 	}
 	for _, s := range k.serials {
-		if m.has(&m.bySerial, s) {
-			dst = m.bySerial.appendTo(dst, s)
+		n := len(dst)
+		if dst = m.find(&m.bySerial, kSerial, s, none, dst); len(dst) > n {
 			k.hits = append(k.hits, s)
 		}
 	}
@@ -241,8 +367,8 @@ func (m *matcher) ladder(a *Asset, k *assetKeys, dst []int32) (string, []int32) 
 		return RungSerial, dst
 	}
 	for _, mac := range k.macs {
-		if m.has(&m.byMAC, mac) {
-			dst = m.byMAC.appendTo(dst, mac)
+		n := len(dst)
+		if dst = m.find(&m.byMAC, kMAC, mac, none, dst); len(dst) > n {
 			k.hits = append(k.hits, mac)
 		}
 	}
@@ -252,11 +378,13 @@ func (m *matcher) ladder(a *Asset, k *assetKeys, dst []int32) (string, []int32) 
 	for _, h := range k.names {
 		n := len(dst)
 		if strings.IndexByte(h, '.') < 0 {
-			dst = m.filterSite(m.byShort.appendTo(dst, h), n, a.Site, "")
+			// CIs of that short name, and FQDNs whose first label it is.
+			dst = m.filterSite(m.find(&m.byShort, kShort, h, none, dst), n, a.Site)
 		} else {
-			dst = m.filterSite(m.byName.appendTo(dst, h), n, a.Site, "")
-			// A CI with a short name whose label is the FQDN's first.
-			dst = m.filterSite(m.byShort.appendTo(dst, shortName(h)), len(dst), a.Site, h)
+			dst = m.filterSite(m.find(&m.byName, kName, h, none, dst), n, a.Site)
+			// A CI named by the FQDN's first label alone; FQDNs in
+			// other domains do not match.
+			dst = m.filterSite(m.find(&m.byShort, kName, shortName(h), none, dst), len(dst), a.Site)
 		}
 		if len(dst) > n {
 			k.hits = append(k.hits, h)
@@ -266,8 +394,8 @@ func (m *matcher) ladder(a *Asset, k *assetKeys, dst []int32) (string, []int32) 
 		return RungHostnameSite, dst
 	}
 	for _, ip := range k.ips {
-		if _, ok := m.byIP.m[ip]; ok {
-			dst = m.byIP.appendTo(dst, ip)
+		n := len(dst)
+		if dst = m.find(&m.byIP, kIP, "", ip, dst); len(dst) > n {
 			k.hits = append(k.hits, ip.String())
 		}
 	}
@@ -277,24 +405,16 @@ func (m *matcher) ladder(a *Asset, k *assetKeys, dst []int32) (string, []int32) 
 	return "", dst
 }
 
-func (m *matcher) has(x *index[string], k string) bool {
-	_, ok := x.m[k]
-	return ok
-}
-
-// filterSite drops from dst[from:] the CIs whose site disagrees with site;
-// when fqdn is set, it also keeps only CIs with a short name (an FQDN CI
-// was found by the full-name lookup, or is in another domain).
-func (m *matcher) filterSite(dst []int32, from int, site, fqdn string) []int32 {
+// filterSite drops from dst[from:] the CIs whose site disagrees with site.
+func (m *matcher) filterSite(dst []int32, from int, site string) []int32 {
+	if site == "" {
+		return dst
+	}
 	out := dst[:from]
 	for _, c := range dst[from:] {
-		if siteDisagree(site, m.cis[c].Site) {
-			continue
+		if !siteDisagree(site, m.cis[c].Site) {
+			out = append(out, c)
 		}
-		if fqdn != "" && strings.IndexByte(m.ciName[c], '.') >= 0 {
-			continue
-		}
-		out = append(out, c)
 	}
 	return out
 }

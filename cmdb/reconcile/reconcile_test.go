@@ -284,3 +284,38 @@ func TestCounts(t *testing.T) {
 		t.Fatalf("empty counts %v", empty.Counts)
 	}
 }
+
+func TestIndex(t *testing.T) {
+	x := newIndex(0)
+	for i := range 1000 {
+		x.add(uint64(i+1), int32(i))
+		x.add(uint64(i+1), int32(i)) // the same CI twice: one entry
+	}
+	x.add(7, 999)
+	x.add(7, 1000)
+	for i := range 1000 {
+		s, l, ok := x.lookup(uint64(i + 1))
+		switch {
+		case !ok:
+			t.Fatalf("%d missing", i)
+		case i == 6:
+			if !slices.Equal(l, []int32{6, 999, 1000}) {
+				t.Fatalf("multi %v", l)
+			}
+		case l != nil || s != int32(i):
+			t.Fatalf("%d: %d %v", i, s, l)
+		}
+	}
+	if _, _, ok := x.lookup(5000); ok {
+		t.Fatal("absent key found")
+	}
+	// A hash collision (forced here) is filtered by the CI's own value.
+	m := newMatcher([]cmdb.CI{{Serial: "AAA-1"}, {Serial: "BBB-2"}}, Options{})
+	m.bySerial.add(hashString("ZZZ-9"), 0)
+	if got := m.find(&m.bySerial, kSerial, "ZZZ-9", netip.Addr{}, nil); len(got) != 0 {
+		t.Fatalf("collision matched %v", got)
+	}
+	if got := m.find(&m.byIP, kIP, "", ip("10.0.0.1"), nil); len(got) != 0 {
+		t.Fatalf("ip matched %v", got)
+	}
+}
