@@ -469,52 +469,42 @@ func (m *matcher) disagree(a *Asset, k *assetKeys, ci int, dst []string) []strin
 	return dst
 }
 
-// rungKey names a rung's keys in a reason: "serial SRV-1", "macs a, b".
-func rungKey(rung string, hits []string) string {
-	var label string
+// appendRungKey names a rung's keys in a reason: "serial SRV-1",
+// "macs a, b".
+func appendRungKey(buf []byte, rung string, hits []string) []byte {
 	switch rung {
 	case RungReckonID:
-		label = "reckon id"
+		buf = append(buf, "reckon id"...)
 	case RungSerial:
-		label = "serial"
+		buf = append(buf, "serial"...)
 	case RungMAC:
-		label = "mac"
+		buf = append(buf, "mac"...)
 	case RungHostnameSite:
-		label = "hostname"
+		buf = append(buf, "hostname"...)
 	case RungStaticIP:
-		label = "static ip"
+		buf = append(buf, "static ip"...)
 	}
 	if len(hits) > 1 {
-		label += "s"
+		buf = append(buf, 's')
 	}
-	return label + " " + strings.Join(hits, ", ")
-}
-
-// matchVerb agrees with rungKey's number.
-func matchVerb(hits []string) string {
-	if len(hits) > 1 {
-		return " match "
-	}
-	return " matches "
-}
-
-func (m *matcher) ciIDs(cis []int) string {
-	var b strings.Builder
-	for i, c := range cis {
+	for i, h := range hits {
 		if i > 0 {
-			b.WriteString(", ")
+			buf = append(buf, ',')
 		}
-		b.WriteString(m.ciLabel(c))
+		buf = append(buf, ' ')
+		buf = append(buf, h...)
 	}
-	return b.String()
+	return buf
 }
 
-func (m *matcher) ciLabel(c int) string {
+func (m *matcher) appendCILabel(buf []byte, c int) []byte {
 	if id := m.cis[c].ID; id != "" {
-		return id
+		return append(buf, id...)
 	}
-	return "#" + strconv.Itoa(c)
+	return strconv.AppendInt(append(buf, '#'), int64(c), 10)
 }
+
+func (m *matcher) ciLabel(c int) string { return string(m.appendCILabel(nil, c)) }
 
 // notExpected says whether a CI's status says it is not expected on the
 // network (so it is never stale).
@@ -524,6 +514,75 @@ func notExpected(status string) bool {
 		return true
 	}
 	return false
+}
+
+// walk gives assets [from, to) their ladder verdicts, before the check for
+// CIs matched by several assets. slab backs single matches' Result.CIs.
+func (m *matcher) walk(assets []Asset, results []Result, slab []int, from, to int) {
+	var (
+		k       assetKeys
+		scratch []int32
+		buf     []byte
+	)
+	for ai := from; ai < to; ai++ {
+		a := &assets[ai]
+		r := &results[ai]
+		r.AssetID = a.ID
+		m.keys(a, &k)
+		var rung string
+		rung, scratch = m.ladder(a, &k, scratch[:0])
+		if len(scratch) == 0 {
+			switch {
+			case a.Ambiguous:
+				r.Verdict, r.Reason = Unknown, "no CI matches, and the inventory calls the asset's identity ambiguous"
+			case len(k.serials) == 0 && len(k.macs) == 0 && len(k.names) == 0:
+				r.Verdict, r.Reason = Unknown, "no CI matches, and the asset has no valid serial, universal MAC or hostname to identify it"
+			default:
+				r.Verdict, r.Reason = Unmanaged, "no CI matches the asset's reckon id, serials, MACs, hostnames or static IPs"
+			}
+			continue
+		}
+		r.Rung = rung
+		buf = appendRungKey(buf[:0], rung, k.hits)
+		if len(k.hits) > 1 {
+			buf = append(buf, " match "...)
+		} else {
+			buf = append(buf, " matches "...)
+		}
+		if len(scratch) > 1 {
+			r.Verdict = Conflict
+			r.CIs = make([]int, len(scratch))
+			buf = strconv.AppendInt(buf, int64(len(scratch)), 10)
+			buf = append(buf, " CIs: "...)
+			for i, c := range scratch {
+				r.CIs[i] = int(c)
+				if i > 0 {
+					buf = append(buf, ", "...)
+				}
+				buf = m.appendCILabel(buf, int(c))
+			}
+			r.Reason = string(buf)
+			continue
+		}
+		c := int(scratch[0])
+		slab[ai] = c
+		r.CIs = slab[ai : ai+1 : ai+1]
+		r.Disagree = m.disagree(a, &k, c, nil)
+		buf = m.appendCILabel(buf, c)
+		if len(r.Disagree) > 0 {
+			r.Verdict = Conflict
+			buf = append(buf, ", but they disagree on "...)
+			for i, d := range r.Disagree {
+				if i > 0 {
+					buf = append(buf, ", "...)
+				}
+				buf = append(buf, d...)
+			}
+		} else {
+			r.Verdict = Managed
+		}
+		r.Reason = string(buf)
+	}
 }
 
 // Reconcile matches assets against CIs. See the package documentation.
@@ -549,67 +608,46 @@ func Reconcile(assets []Asset, cis []cmdb.CI, o Options) Report {
 	matched := make([]bool, len(cis))
 	// One backing array for the single matches' Result.CIs.
 	slab := make([]int, len(assets))
-	var (
-		k       assetKeys
-		scratch []int32
-	)
+	// Walk the assets down the ladder, in two halves at once: each
+	// result depends on its asset and the read-only matcher alone.
+	var wg sync.WaitGroup
+	half := len(assets) / 2
+	for _, r := range [2][2]int{{0, half}, {half, len(assets)}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m.walk(assets, rep.Results, slab, r[0], r[1])
+		}()
+	}
+	wg.Wait()
 	for ai := range assets {
-		a := &assets[ai]
 		r := &rep.Results[ai]
-		r.AssetID = a.ID
-		m.keys(a, &k)
-		var rung string
-		rung, scratch = m.ladder(a, &k, scratch[:0])
-		if len(scratch) == 0 {
-			switch {
-			case a.Ambiguous:
-				r.Verdict, r.Reason = Unknown, "no CI matches, and the inventory calls the asset's identity ambiguous"
-			case len(k.serials) == 0 && len(k.macs) == 0 && len(k.names) == 0:
-				r.Verdict, r.Reason = Unknown, "no CI matches, and the asset has no valid serial, universal MAC or hostname to identify it"
-			default:
-				r.Verdict, r.Reason = Unmanaged, "no CI matches the asset's reckon id, serials, MACs, hostnames or static IPs"
-			}
+		if len(r.CIs) == 0 {
 			continue
 		}
-		r.Rung = rung
+		a := &assets[ai]
 		seen := a.LastSeen.UnixNano()
 		if a.LastSeen.IsZero() {
 			seen = minTime
 		}
-		for _, c := range scratch {
+		for _, c := range r.CIs {
 			if !matched[c] || seen > latest[c] {
 				latest[c] = seen
 			}
 			matched[c] = true
 		}
-		if len(scratch) > 1 {
-			r.Verdict = Conflict
-			r.CIs = make([]int, len(scratch))
-			for i, c := range scratch {
-				r.CIs[i] = int(c)
-			}
-			r.Reason = rungKey(rung, k.hits) + matchVerb(k.hits) + strconv.Itoa(len(scratch)) + " CIs: " + m.ciIDs(r.CIs)
+		if len(r.CIs) > 1 {
 			continue
 		}
-		c := scratch[0]
-		slab[ai] = int(c)
-		r.CIs = slab[ai : ai+1 : ai+1]
-		r.Disagree = m.disagree(a, &k, int(c), nil)
-		r.Reason = rungKey(rung, k.hits) + matchVerb(k.hits) + m.ciLabel(int(c))
-		if len(r.Disagree) > 0 {
-			r.Verdict = Conflict
-			r.Reason += ", but they disagree on " + strings.Join(r.Disagree, ", ")
-		} else {
-			r.Verdict = Managed
-		}
+		c := r.CIs[0]
 		switch s := single[c]; {
 		case s == -1:
 			single[c] = int32(ai)
 		case s == -2:
-			multi[c] = append(multi[c], int32(ai))
+			multi[int32(c)] = append(multi[int32(c)], int32(ai))
 		default:
 			single[c] = -2
-			multi[c] = []int32{s, int32(ai)}
+			multi[int32(c)] = []int32{s, int32(ai)}
 		}
 	}
 	// CIs matched singly by several assets.
