@@ -18,7 +18,7 @@ func mac(prefix byte, i int) string {
 
 // benchData makes n CIs and n assets: 60% of the assets match by MAC, 20%
 // by serial, 10% by hostname and 10% match nothing; the last 10% of the CIs
-// match no asset.
+// match no asset. About 1% are conflicts (renamed hosts, duplicate names).
 func benchData(n int) ([]Asset, []cmdb.CI) {
 	base := time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
 	sites := []string{"ams", "fra", "lon", "nyc"}
@@ -58,12 +58,20 @@ func benchData(n int) ([]Asset, []cmdb.CI) {
 			a.MACs = append(a.MACs, mac(0x00, 2*c))
 			a.Hostnames = []string{fmt.Sprintf("host-%d", c)}
 			a.Serials = []string{"Default String"}
+			if i%100 == 3 {
+				// Renamed in the CMDB: a hostname conflict.
+				a.Hostnames[0] = fmt.Sprintf("old-%d", c)
+			}
 		case 6, 7: // serial
 			if cis[c].Serial[0] == 'T' {
 				cis[c].Serial = fmt.Sprintf("SN%08d", c)
 			}
 			a.Serials = []string{fmt.Sprintf("sn%08d", c)}
 		case 8: // hostname
+			if i%1000 == 8 {
+				// Two CIs with the name: a conflict naming both.
+				cis[c+1].Name, cis[c+1].Site = cis[c].Name, cis[c].Site
+			}
 			a.Hostnames = []string{fmt.Sprintf("host-%d.example.com", c)}
 		case 9: // nothing
 			a.Serials = []string{fmt.Sprintf("XX%08d", i)}
