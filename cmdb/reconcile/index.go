@@ -108,11 +108,11 @@ func (x *index) lookup(h uint64) (single int32, list []int32, ok bool) {
 	if x.keys[i] == 0 {
 		return 0, nil, false
 	}
-	if v := x.vals[i]; v >= 0 {
+	v := x.vals[i]
+	if v >= 0 {
 		return v, nil, true
-	} else {
-		return 0, x.multi[-v-1], true
 	}
+	return 0, x.multi[-v-1], true
 }
 
 func appendUniq(dst []int32, c int32) []int32 {
