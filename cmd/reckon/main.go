@@ -32,6 +32,7 @@ func commands() []command {
 		{"assets", "list and show the assets of a running server (list|show)", runAssets},
 		{"sensor", "find devices passively: a capture file (--read) or a span port (--interface)", runSensor},
 		{"sweep", "sweep targets with nmap once and print the devices (--targets T)", runSweep},
+		{"reconcile", "reconcile the inventory with the configured CMDB once and print the verdicts", runReconcile},
 		{"version", "print the version", runVersion},
 	}
 }

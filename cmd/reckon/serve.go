@@ -11,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
-	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,7 +20,6 @@ import (
 	"github.com/reckon-dev/reckon/api"
 	"github.com/reckon-dev/reckon/cmd/reckon/config"
 	"github.com/reckon-dev/reckon/discovery/active/sweep"
-	"github.com/reckon-dev/reckon/inventory"
 	"github.com/reckon-dev/reckon/inventory/queue"
 	"github.com/reckon-dev/reckon/inventory/store"
 )
@@ -79,19 +77,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	buildInfo.WithLabelValues(version, string(st.Kind)).Set(1)
 	reg.MustRegister(buildInfo)
 
-	inv, err := inventory.Open(ctx, inventory.ServiceOptions{
-		Store: st,
-		Identity: inventory.Options{
-			LeaseWindow:  cfg.Inventory.LeaseWindow,
-			GatewayIPs:   cfg.Inventory.GatewayIPs,
-			MissingAfter: cfg.Inventory.MissingAfter,
-			JunkSerials:  append(slices.Clone(inventory.DefaultJunkSerials), cfg.Inventory.ExtraJunkSerials...),
-		},
-		FlushInterval: cfg.Inventory.FlushInterval,
-		RawRetention:  cfg.Inventory.RawRetention,
-		Logger:        logger,
-		Registerer:    reg,
-	})
+	inv, err := openInventory(ctx, cfg, st, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -108,6 +94,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	recon, err := newReconciler(cfg, st, inv, logger)
+	if err != nil {
+		return err
+	}
+	defer recon.Close()
 	q, err := queue.New(queue.Options{
 		Store:        st,
 		Workers:      cfg.Queue.Workers,
@@ -152,6 +143,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	srv.RegisterInventory(inv, api.InventoryOptions{MaxBatch: cfg.Inventory.MaxBatch})
 	srv.RegisterSweeps(sweeps)
+	srv.RegisterReconciliations(recon, inv)
 
 	if err := q.Start(ctx); err != nil {
 		return err
@@ -162,6 +154,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	go recon.Schedule(sensorCtx, cfg.CMDB.Every)
 	logger.Info("reckon serving", "version", versionString(), "listen", ln.Addr().String(),
 		"store", st.Kind, "database", st.Where(), "startup", time.Since(started).Round(time.Millisecond))
 

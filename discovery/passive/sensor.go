@@ -31,7 +31,8 @@ type SensorOptions struct {
 	// capture; 0 means one per CPU.
 	Workers int
 	// Replay paces a capture file by its timestamps (a demo or a test
-	// replaying a recorded network) instead of reading at full speed.
+	// replaying a recorded network) instead of reading at full speed, and
+	// shifts them so that the first packet is seen now.
 	Replay bool
 }
 
@@ -162,6 +163,9 @@ func (s *Sensor) runFile(ctx context.Context) error {
 				case <-time.After(wait):
 				}
 			}
+			// A replayed network is seen now: devices in it are current,
+			// not as old as the recording.
+			ci.Timestamp = start.Add(ci.Timestamp.Sub(first))
 		}
 		w.dec.Packet(data, ci, link)
 		if n++; n&0xfff == 0 {

@@ -45,6 +45,8 @@ type Config struct {
 	Sweeps []Sweep `yaml:"sweeps"`
 	// Active tunes how sweeps run.
 	Active Active `yaml:"active"`
+	// CMDB is the CMDB reckon reconciles the inventory with.
+	CMDB CMDB `yaml:"cmdb"`
 	// MemoryLimit is a soft limit on the process's memory (1400MiB, 2GiB):
 	// the Go runtime collects garbage harder as it nears it. Empty: none
 	// (unless GOMEMLIMIT is set).
@@ -176,6 +178,63 @@ type Active struct {
 	Nmap string `yaml:"nmap"`
 }
 
+// CMDB configures reconciliation with a CMDB.
+type CMDB struct {
+	// Kind is netbox, servicenow or file; empty means no CMDB.
+	Kind string `yaml:"kind"`
+	// URL is the CMDB's base URL (netbox, servicenow).
+	URL string `yaml:"url"`
+	// TokenFile holds the API token (else RECKON_CMDB_TOKEN).
+	TokenFile string `yaml:"token_file"`
+	// User, with the token as password, selects ServiceNow basic auth.
+	User string `yaml:"user"`
+	// Path is the CSV or JSON export for kind file, relative to this file.
+	Path string `yaml:"path"`
+	// StaleAfter: a CI no source has seen for this long is stale.
+	StaleAfter time.Duration `yaml:"stale_after"`
+	// Every runs a full reconciliation this often (0: only on demand).
+	Every time.Duration `yaml:"every"`
+	// Timeout bounds one request; RunTimeout one whole read.
+	Timeout    time.Duration `yaml:"timeout"`
+	RunTimeout time.Duration `yaml:"run_timeout"`
+	// PageSize, Concurrency and RateLimit (requests per second, 0 none)
+	// tune the reads.
+	PageSize    int     `yaml:"page_size"`
+	Concurrency int     `yaml:"concurrency"`
+	RateLimit   float64 `yaml:"rate_limit"`
+	// CAFile adds a CA bundle; Insecure skips TLS verification (warned).
+	CAFile   string `yaml:"ca_file"`
+	Insecure bool   `yaml:"insecure"`
+	// ReckonIDField is the CMDB field that holds reckon's asset id.
+	ReckonIDField string `yaml:"reckon_id_field"`
+	// Tables are the ServiceNow CI tables to read.
+	Tables []string `yaml:"tables"`
+	// JunkSerials and JunkMACs extend the built-in lists of values that
+	// identify no device.
+	JunkSerials []string `yaml:"junk_serials"`
+	JunkMACs    []string `yaml:"junk_macs"`
+	Push        Push     `yaml:"push"`
+}
+
+// Push configures writing reckon's view back to the CMDB.
+type Push struct {
+	Enabled bool `yaml:"enabled"`
+	// DryRun (default true) only lists what a push would change.
+	DryRun *bool `yaml:"dry_run"`
+	// Owns lists fields reckon may overwrite; it fills others only when empty.
+	Owns []string `yaml:"owns"`
+	// Message is the change message on every write.
+	Message string `yaml:"message"`
+	// DeviceRole, DeviceType and Site are NetBox slugs for devices reckon
+	// creates; Tag marks reckon's records.
+	DeviceRole string `yaml:"device_role"`
+	DeviceType string `yaml:"device_type"`
+	Site       string `yaml:"site"`
+	Tag        string `yaml:"tag"`
+	// DataSource is ServiceNow's sysparm_data_source for IRE.
+	DataSource string `yaml:"data_source"`
+}
+
 // Queue tunes the River job queue.
 type Queue struct {
 	Workers      int           `yaml:"workers"`
@@ -206,6 +265,7 @@ func Default() Config {
 			RawRetention: 30 * 24 * time.Hour, FlushInterval: 200 * time.Millisecond, MaxBatch: 50000, MaintainEvery: time.Hour},
 		ShutdownGrace: 20 * time.Second,
 		Active:        Active{Workers: 2, ChunkSize: 256, ChunkTimeout: 2 * time.Hour},
+		CMDB:          CMDB{StaleAfter: 30 * 24 * time.Hour, RunTimeout: 30 * time.Minute, Push: Push{Message: "reckon: discovered on the network"}},
 	}
 }
 
@@ -231,6 +291,9 @@ func Load(path string, env []string) (Config, error) {
 				sn.Signatures[j] = relativeTo(dir, sn.Signatures[j])
 			}
 		}
+		cfg.CMDB.Path = relativeTo(dir, cfg.CMDB.Path)
+		cfg.CMDB.TokenFile = relativeTo(dir, cfg.CMDB.TokenFile)
+		cfg.CMDB.CAFile = relativeTo(dir, cfg.CMDB.CAFile)
 	}
 	if err := applyEnv(&cfg, env); err != nil {
 		return cfg, err
@@ -339,6 +402,31 @@ func (c *Config) Validate() error {
 	}
 	if c.Queue.Workers < 1 || c.Queue.Workers > 10000 {
 		bad("queue.workers", "must be between 1 and 10000, got %d", c.Queue.Workers)
+	}
+	switch c.CMDB.Kind {
+	case "":
+	case "netbox", "servicenow":
+		if u, err := url.Parse(c.CMDB.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			bad("cmdb.url", "%q is not an http(s) URL", c.CMDB.URL)
+		}
+	case "file":
+		if c.CMDB.Path == "" {
+			bad("cmdb.path", "required for kind file: the CSV or JSON export")
+		}
+	default:
+		bad("cmdb.kind", "must be netbox, servicenow or file, got %q", c.CMDB.Kind)
+	}
+	if c.CMDB.StaleAfter <= 0 {
+		bad("cmdb.stale_after", "must be positive, got %s", c.CMDB.StaleAfter)
+	}
+	if c.CMDB.Every < 0 || c.CMDB.Timeout < 0 || c.CMDB.RunTimeout < 0 {
+		bad("cmdb", "every, timeout and run_timeout must not be negative")
+	}
+	if c.CMDB.PageSize < 0 || c.CMDB.PageSize > 10000 {
+		bad("cmdb.page_size", "must be between 0 (default) and 10000, got %d", c.CMDB.PageSize)
+	}
+	if c.CMDB.Concurrency < 0 || c.CMDB.RateLimit < 0 {
+		bad("cmdb", "concurrency and rate_limit must not be negative")
 	}
 	scopes := map[string]bool{}
 	for i, sc := range c.Scopes {

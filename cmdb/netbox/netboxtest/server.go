@@ -153,6 +153,13 @@ func (s *Server) Inject(n int, f Fault) {
 	}
 }
 
+// ClearFaults drops the injected faults not yet served.
+func (s *Server) ClearFaults() {
+	s.mu.Lock()
+	s.faults = nil
+	s.mu.Unlock()
+}
+
 // SetLatency adds d to every request (the benchmark's network).
 func (s *Server) SetLatency(d time.Duration) {
 	s.mu.Lock()

@@ -1,0 +1,165 @@
+package runner_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/reckon-dev/reckon/cmdb/netbox"
+	"github.com/reckon-dev/reckon/cmdb/netbox/netboxtest"
+	"github.com/reckon-dev/reckon/cmdb/runner"
+	"github.com/reckon-dev/reckon/discovery"
+	"github.com/reckon-dev/reckon/inventory"
+	"github.com/reckon-dev/reckon/inventory/store"
+	"github.com/reckon-dev/reckon/inventory/store/storetest"
+)
+
+// dataset: web-01 and db-01 are on the network, old-nas is not; rogue-pi
+// is on the network and not in NetBox.
+func dataset() netboxtest.Dataset {
+	old := time.Date(2025, 6, 1, 9, 0, 0, 0, time.UTC)
+	d := netboxtest.Dataset{Tags: []string{"reckon"}, DeviceTypes: []string{"Generic"}}
+	for i, name := range []string{"web-01", "db-01", "old-nas"} {
+		id := i + 1
+		d.Devices = append(d.Devices, netboxtest.Device{ID: id, Name: name, Serial: "SRV-100" + string(rune('1'+i)),
+			Site: "HQ", Tenant: "Payments", Role: "server", CustomFields: map[string]any{"owner": "ops-" + name},
+			Created: old, LastUpdated: old})
+		d.Interfaces = append(d.Interfaces, netboxtest.Interface{ID: id, DeviceID: id, Name: "eth0", PrimaryMACID: id, LastUpdated: old})
+		d.MACs = append(d.MACs, netboxtest.MAC{ID: id, Address: "00:16:3E:10:00:0" + string(rune('1'+i)), InterfaceID: id, LastUpdated: old})
+		d.IPs = append(d.IPs, netboxtest.IPAddress{ID: id, Address: "10.30.0." + string(rune('1'+i)) + "/24", InterfaceID: id, LastUpdated: old})
+	}
+	return d
+}
+
+type rig struct {
+	nb  *netboxtest.Server
+	inv *inventory.Inventory
+	svc *runner.Service
+}
+
+func newRig(t *testing.T, st *store.Store) *rig {
+	ctx := context.Background()
+	nb := netboxtest.New(t, netboxtest.Options{})
+	nb.Seed(dataset())
+	inv, err := inventory.Open(ctx, inventory.ServiceOptions{Store: st, Identity: inventory.DefaultOptions()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Start(ctx)
+	t.Cleanup(func() { _ = inv.Stop(context.Background()) })
+	now := time.Now().UTC()
+	var obs []discovery.Observation
+	for i, h := range []string{"web-01", "db-01", "", "rogue-pi"} {
+		if h == "" {
+			continue
+		}
+		obs = append(obs, discovery.Observation{Source: "passive:dhcp", Time: now, MAC: "00:16:3e:10:00:0" + string(rune('1'+i)),
+			IP: "10.30.0." + string(rune('1'+i)), Hostnames: []discovery.Hostname{{Name: h, How: "dhcp"}}})
+	}
+	if _, err := inv.Ingest(ctx, "b1", "test", obs, true); err != nil {
+		t.Fatal(err)
+	}
+	cl, err := netbox.New(netbox.Options{URL: nb.URL, Token: netboxtest.DefaultToken, Timeout: 2 * time.Second, MaxRetries: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := runner.New(runner.Options{Store: st, Inventory: inv, Client: cl, StaleAfter: 24 * time.Hour})
+	t.Cleanup(svc.Close)
+	return &rig{nb: nb, inv: inv, svc: svc}
+}
+
+func (r *rig) run(t *testing.T, dry bool) runner.Run {
+	t.Helper()
+	ctx := context.Background()
+	run, err := r.svc.Start(ctx, "test", dry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.State != runner.StateQueued {
+		t.Fatalf("a new run is %s", run.State)
+	}
+	r.svc.Wait()
+	got, err := r.svc.Get(ctx, run.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// statuses maps each asset's first hostname to its status and owner.
+func (r *rig) statuses(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	items, _, err := r.inv.List(context.Background(), inventory.Filter{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range items {
+		v := s.Status
+		if s.CMDB != nil && s.CMDB.Owner != "" {
+			v += "/" + s.CMDB.Owner
+		}
+		out[s.Hostnames[0]] = v
+	}
+	return out
+}
+
+func TestRunVerdictsAndFaults(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		r := newRig(t, st)
+		ctx := context.Background()
+
+		// A dry run counts but records nothing.
+		dry := r.run(t, true)
+		if dry.State != runner.StateSucceeded || dry.Counts.Managed != 2 || dry.Counts.Unmanaged != 1 || dry.Counts.Stale != 1 {
+			t.Fatalf("dry run: %+v", dry)
+		}
+		if got := r.statuses(t); got["rogue-pi"] != inventory.StatusNew || got["web-01"] != inventory.StatusNew {
+			t.Fatalf("a dry run changed verdicts: %v", got)
+		}
+
+		ok := r.run(t, false)
+		if ok.State != runner.StateSucceeded || ok.CIs != 3 || ok.Counts.Managed != 2 || ok.Counts.Unmanaged != 1 ||
+			ok.Counts.Conflict != 0 || ok.Counts.Stale != 1 || len(ok.Errors) != 0 || ok.FinishedAt == nil {
+			t.Fatalf("run: %+v", ok)
+		}
+		want := map[string]string{"web-01": "managed/ops-web-01", "db-01": "managed/ops-db-01", "rogue-pi": "unmanaged"}
+		got := r.statuses(t)
+		for h, v := range want {
+			if got[h] != v {
+				t.Fatalf("%s is %q, want %q (all: %v)", h, got[h], v, got)
+			}
+		}
+		stale, from, err := r.svc.Stale(ctx)
+		if err != nil || from.ID != ok.ID || len(stale) != 1 || stale[0].Name != "old-nas" {
+			t.Fatalf("stale %+v from %s (%v), want old-nas from %s", stale, from.ID, err, ok.ID)
+		}
+
+		// Every kind of CMDB failure fails the run and changes no verdict,
+		// and the stale list stays the last good run's.
+		faults := map[string]func(){
+			"500":       func() { r.nb.Inject(1000, netboxtest.Fault{Status: 500}) },
+			"truncated": func() { r.nb.Inject(1000, netboxtest.Fault{Truncate: true}) },
+			"timeout":   func() { r.nb.Inject(1000, netboxtest.Fault{Delay: 3 * time.Second}) },
+			"revoked":   func() { r.nb.RevokeToken(netboxtest.DefaultToken) },
+		}
+		for _, name := range []string{"500", "truncated", "timeout", "revoked"} {
+			faults[name]()
+			bad := r.run(t, false)
+			if bad.State != runner.StateFailed || len(bad.Errors) == 0 {
+				t.Fatalf("%s: run %+v, want failed with an error", name, bad)
+			}
+			if got := r.statuses(t); got["rogue-pi"] != "unmanaged" || got["web-01"] != want["web-01"] {
+				t.Fatalf("%s: verdicts changed: %v", name, got)
+			}
+			if _, from, _ := r.svc.Stale(ctx); from.ID != ok.ID {
+				t.Fatalf("%s: stale list now from %s, want %s", name, from.ID, ok.ID)
+			}
+			t.Logf("%s: %s", name, bad.Errors[0])
+			r.nb.ClearFaults()
+		}
+		if _, err := r.svc.Get(ctx, "nope"); err != runner.ErrNotFound {
+			t.Fatalf("Get(nope) = %v", err)
+		}
+	})
+}
