@@ -232,4 +232,3 @@ func orDash(s string) string {
 	}
 	return s
 }
-
