@@ -11,20 +11,18 @@ package netbox
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/reckon-dev/reckon/cmdb/internal/rest"
 	"golang.org/x/time/rate"
 )
 
@@ -164,25 +162,9 @@ func New(o Options) (*Client, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("netbox: CA file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("netbox: CA file %s: no PEM certificate in it", o.CAFile)
-		}
-		tlsConf.RootCAs = pool
-	}
-	if o.Insecure {
-		tlsConf.InsecureSkipVerify = true
-		log.Warn("netbox: TLS certificate verification is OFF (insecure): anyone on the path can read the token and forge NetBox's answers",
-			"url", base.String())
+	tlsConf, err := rest.TLSConfig(o.CAFile, o.Insecure, log, "NetBox at "+base.String())
+	if err != nil {
+		return nil, fmt.Errorf("netbox: %w", err)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = tlsConf
@@ -201,11 +183,11 @@ func New(o Options) (*Client, error) {
 		SetTimeout(o.Timeout).
 		SetHeader("Authorization", auth).
 		SetHeader("Accept", "application/json").
-		SetLogger(restyLogger{log}).
+		SetLogger(rest.Logger{L: log, Prefix: "netbox: "}).
 		SetRetryCount(o.MaxRetries).
 		SetRetryWaitTime(time.Second).
 		SetRetryMaxWaitTime(maxRetryWait).
-		SetRetryAfter(retryAfter).
+		SetRetryAfter(rest.RetryAfter(maxRetryWait)).
 		OnBeforeRequest(func(_ *resty.Client, r *resty.Request) error {
 			// Every attempt, retries included, waits for the rate limit.
 			if c.limiter == nil {
@@ -223,35 +205,6 @@ func New(o Options) (*Client, error) {
 func (c *Client) Kind() string { return "netbox" }
 
 var errNoRetry = errors.New("not retried")
-
-// retryAfter honours a Retry-After header in seconds or as an HTTP date;
-// zero lets resty use its exponential backoff with jitter. resty caps the
-// result at maxRetryWait.
-func retryAfter(_ *resty.Client, r *resty.Response) (time.Duration, error) {
-	if r == nil {
-		return 0, nil
-	}
-	return parseRetryAfter(r.Header().Get("Retry-After"), time.Now()), nil
-}
-
-func parseRetryAfter(v string, now time.Time) time.Duration {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0
-	}
-	if n, err := strconv.Atoi(v); err == nil {
-		if n <= 0 {
-			return 0
-		}
-		return min(time.Duration(n)*time.Second, maxRetryWait)
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return min(d, maxRetryWait)
-		}
-	}
-	return 0
-}
 
 // retryRead retries 429, 5xx and network errors (timeouts included).
 func retryRead(r *resty.Response, err error) bool {
@@ -356,18 +309,4 @@ func snippet(b []byte) string {
 		s = s[:n] + "..."
 	}
 	return s
-}
-
-// restyLogger sends resty's own messages (retries, bad certificates) to
-// slog at debug and warn level.
-type restyLogger struct{ l *slog.Logger }
-
-func (r restyLogger) Errorf(format string, v ...any) {
-	r.l.Warn("netbox: " + fmt.Sprintf(format, v...))
-}
-func (r restyLogger) Warnf(format string, v ...any) {
-	r.l.Debug("netbox: " + fmt.Sprintf(format, v...))
-}
-func (r restyLogger) Debugf(format string, v ...any) {
-	r.l.Debug("netbox: " + fmt.Sprintf(format, v...))
 }

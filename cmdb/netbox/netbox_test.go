@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/reckon-dev/reckon/cmdb"
+	"github.com/reckon-dev/reckon/cmdb/internal/rest"
 	"github.com/reckon-dev/reckon/cmdb/netbox/netboxtest"
 )
 
@@ -389,7 +390,7 @@ func TestParseRetryAfter(t *testing.T) {
 		now.Add(5 * time.Second).Format(http.TimeFormat): 5 * time.Second,
 		now.Add(-time.Minute).Format(http.TimeFormat):    0,
 	} {
-		if got := parseRetryAfter(v, now); got != want {
+		if got := rest.ParseRetryAfter(v, now, maxRetryWait); got != want {
 			t.Errorf("Retry-After %q: %v, want %v", v, got, want)
 		}
 	}

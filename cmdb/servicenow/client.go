@@ -16,20 +16,18 @@ package servicenow
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/go-resty/resty/v2"
+
+	"github.com/reckon-dev/reckon/cmdb/internal/rest"
 	"golang.org/x/time/rate"
 )
 
@@ -180,24 +178,9 @@ func New(o Options) (*Client, error) {
 	}
 	log = log.With("cmdb", "servicenow", "url", base.String())
 
-	tlsConf := &tls.Config{MinVersion: tls.VersionTLS12}
-	if o.CAFile != "" {
-		pem, err := os.ReadFile(o.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("servicenow: CA file: %w", err)
-		}
-		pool, err := x509.SystemCertPool()
-		if err != nil {
-			pool = x509.NewCertPool()
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("servicenow: CA file %s: no PEM certificate in it", o.CAFile)
-		}
-		tlsConf.RootCAs = pool
-	}
-	if o.Insecure {
-		tlsConf.InsecureSkipVerify = true
-		log.Warn("TLS certificate verification is OFF for the ServiceNow instance: anyone on the path can read the token and forge answers")
+	tlsConf, err := rest.TLSConfig(o.CAFile, o.Insecure, log, "the ServiceNow instance")
+	if err != nil {
+		return nil, fmt.Errorf("servicenow: %w", err)
 	}
 
 	c := &Client{o: o, base: base, log: log}
@@ -207,14 +190,14 @@ func New(o Options) (*Client, error) {
 	c.rc = resty.New().
 		SetBaseURL(base.String()).
 		SetTimeout(o.Timeout).
-		SetLogger(restyLogger{log}).
+		SetLogger(rest.Logger{L: log, Prefix: "resty: "}).
 		SetTLSClientConfig(tlsConf).
 		SetHeader("Accept", "application/json").
 		SetHeader("User-Agent", "reckon").
 		SetRetryCount(o.MaxRetries).
 		SetRetryWaitTime(500 * time.Millisecond).
 		SetRetryMaxWaitTime(60 * time.Second).
-		SetRetryAfter(retryAfter).
+		SetRetryAfter(rest.RetryAfter(60 * time.Second)).
 		AddRetryCondition(retryable).
 		// A redirect would carry the token to wherever it points.
 		SetRedirectPolicy(resty.NoRedirectPolicy())
@@ -251,28 +234,6 @@ func retryable(r *resty.Response, err error) bool {
 	}
 	s := r.StatusCode()
 	return s == http.StatusTooManyRequests || s >= 500
-}
-
-// retryAfter reads Retry-After (seconds or an HTTP date); 0 lets resty use
-// its exponential backoff with jitter. resty caps the wait at the retry
-// max wait time.
-func retryAfter(_ *resty.Client, r *resty.Response) (time.Duration, error) {
-	if r == nil {
-		return 0, nil
-	}
-	v := strings.TrimSpace(r.Header().Get("Retry-After"))
-	if v == "" {
-		return 0, nil
-	}
-	if s, err := strconv.Atoi(v); err == nil && s > 0 {
-		return time.Duration(s) * time.Second, nil
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := time.Until(t); d > 0 {
-			return d, nil
-		}
-	}
-	return 0, nil
 }
 
 // do sends one request (with retries) and returns the 2xx body. Errors
@@ -331,16 +292,4 @@ func validName(s string) bool {
 		}
 	}
 	return true
-}
-
-// restyLogger sends resty's own lines to slog at debug level: the errors
-// it logs are returned to the caller anyway.
-type restyLogger struct{ l *slog.Logger }
-
-func (r restyLogger) Errorf(format string, v ...any) {
-	r.l.Debug("resty: " + fmt.Sprintf(format, v...))
-}
-func (r restyLogger) Warnf(format string, v ...any) { r.l.Debug("resty: " + fmt.Sprintf(format, v...)) }
-func (r restyLogger) Debugf(format string, v ...any) {
-	r.l.Debug("resty: " + fmt.Sprintf(format, v...))
 }
