@@ -74,3 +74,12 @@ func (inv *Inventory) SetVerdicts(ctx context.Context, vs []Verdict) (int, error
 	}
 	return n, inv.flushOnce(ctx)
 }
+
+// Applied is the sequence number of the newest observation batch folded
+// into the assets: it grows whenever the inventory may have changed, so a
+// reconciliation can tell whether there is anything new to look at.
+func (inv *Inventory) Applied() int64 {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	return inv.lastSeq
+}

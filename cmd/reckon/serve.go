@@ -154,7 +154,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	go recon.Schedule(sensorCtx, cfg.CMDB.Every)
+	go recon.Schedule(sensorCtx, cfg.CMDB.Every, cfg.CMDB.IncrementalEvery)
 	logger.Info("reckon serving", "version", versionString(), "listen", ln.Addr().String(),
 		"store", st.Kind, "database", st.Where(), "startup", time.Since(started).Round(time.Millisecond))
 

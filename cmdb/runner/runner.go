@@ -15,6 +15,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -63,6 +65,11 @@ type Service struct {
 	log  *slog.Logger
 	mu   sync.Mutex // one run at a time
 	wg   sync.WaitGroup
+	// snap is the CMDB as the last read left it, by CI id, and snapAt
+	// when that read began: an incremental run reads only what changed
+	// since and merges it in. Guarded by mu.
+	snap   map[string]cmdb.CI
+	snapAt time.Time
 	// base outlives the request that starts a run; Close cancels it.
 	base   context.Context
 	cancel context.CancelFunc
@@ -91,18 +98,21 @@ type Counts struct {
 
 // Run is one reconciliation as the API shows it.
 type Run struct {
-	ID         string        `json:"id"`
-	State      string        `json:"state"`
-	Trigger    string        `json:"trigger"`
-	DryRun     bool          `json:"dry_run"`
-	CMDB       string        `json:"cmdb"`
-	CIs        int64         `json:"cis"`
-	Counts     Counts        `json:"counts"`
-	Errors     []string      `json:"errors"`
-	Changes    []cmdb.Change `json:"changes,omitempty"`
-	CreatedAt  time.Time     `json:"created_at"`
-	StartedAt  *time.Time    `json:"started_at,omitempty"`
-	FinishedAt *time.Time    `json:"finished_at,omitempty"`
+	ID      string `json:"id"`
+	State   string `json:"state"`
+	Trigger string `json:"trigger"`
+	DryRun  bool   `json:"dry_run"`
+	// Incremental: the run read only what changed in the CMDB since the
+	// previous run and reconciled against that run's CIs updated with it.
+	Incremental bool          `json:"incremental"`
+	CMDB        string        `json:"cmdb"`
+	CIs         int64         `json:"cis"`
+	Counts      Counts        `json:"counts"`
+	Errors      []string      `json:"errors"`
+	Changes     []cmdb.Change `json:"changes,omitempty"`
+	CreatedAt   time.Time     `json:"created_at"`
+	StartedAt   *time.Time    `json:"started_at,omitempty"`
+	FinishedAt  *time.Time    `json:"finished_at,omitempty"`
 }
 
 // Item is one line of a reconciliation's outcome: an asset with its
@@ -148,25 +158,69 @@ type Outcome struct {
 	Changes []cmdb.Change
 	// PushErr is a push that could not go on; verdicts still hold.
 	PushErr error
+	// Incremental: only the CIs changed since the previous read were read.
+	Incremental bool
 }
 
-// Reconcile reads the CMDB, matches the inventory against it and, unless
-// dryRun, records the verdicts and pushes. An error means the CMDB read
-// failed and nothing was changed.
+// Reconcile reads the whole CMDB, matches the inventory against it and,
+// unless dryRun, records the verdicts and pushes. An error means the CMDB
+// read failed and nothing was changed. Runs started with Start go one at
+// a time; Reconcile itself is for a process that runs no server (the CLI).
 func (s *Service) Reconcile(ctx context.Context, dryRun bool) (Outcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.reconcile(ctx, dryRun, false)
+}
+
+// skew is how far before the previous read an incremental read starts, so
+// that a record changed while that read ran (or a CMDB clock a little
+// behind ours) is not missed.
+const skew = 2 * time.Minute
+
+// readCIs reads the CMDB: all of it, or (incremental, with a previous
+// read to build on) what changed since that read, merged into it.
+func (s *Service) readCIs(ctx context.Context, incremental bool) ([]cmdb.CI, bool, error) {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	incremental = incremental && s.snap != nil
+	var since time.Time
+	if incremental {
+		since = s.snapAt.Add(-skew)
+	}
+	began := time.Now()
+	changed := map[string]cmdb.CI{}
+	err := s.opts.Client.CIs(rctx, since, func(c cmdb.CI) error {
+		changed[c.ID] = c
+		return nil
+	})
+	if err != nil {
+		return nil, incremental, fmt.Errorf("reading the %s CMDB: %w", s.opts.Client.Kind(), err)
+	}
+	if incremental {
+		for id, c := range s.snap {
+			if _, ok := changed[id]; !ok {
+				changed[id] = c
+			}
+		}
+	}
+	s.snap, s.snapAt = changed, began
+	cis := make([]cmdb.CI, 0, len(changed))
+	for _, c := range changed {
+		cis = append(cis, c)
+	}
+	slices.SortFunc(cis, func(a, b cmdb.CI) int { return strings.Compare(a.ID, b.ID) })
+	return cis, incremental, nil
+}
+
+func (s *Service) reconcile(ctx context.Context, dryRun, incremental bool) (Outcome, error) {
 	var out Outcome
 	if s.opts.Client == nil {
 		return out, errors.New("no CMDB configured (the cmdb: section of the configuration)")
 	}
-	rctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
-	defer cancel()
-	var cis []cmdb.CI
-	err := s.opts.Client.CIs(rctx, time.Time{}, func(c cmdb.CI) error {
-		cis = append(cis, c)
-		return nil
-	})
+	cis, inc, err := s.readCIs(ctx, incremental)
+	out.Incremental = inc
 	if err != nil {
-		return out, fmt.Errorf("reading the %s CMDB: %w", s.opts.Client.Kind(), err)
+		return out, err
 	}
 	out.CIs = int64(len(cis))
 
@@ -258,8 +312,12 @@ func (s *Service) Reconcile(ctx context.Context, dryRun bool) (Outcome, error) {
 	return out, nil
 }
 
-// Start queues a run and runs it in the background.
+// Start queues a full run and runs it in the background.
 func (s *Service) Start(ctx context.Context, trigger string, dryRun bool) (Run, error) {
+	return s.start(ctx, trigger, dryRun, false)
+}
+
+func (s *Service) start(ctx context.Context, trigger string, dryRun, incremental bool) (Run, error) {
 	kind := ""
 	if s.opts.Client != nil {
 		kind = s.opts.Client.Kind()
@@ -273,7 +331,7 @@ func (s *Service) Start(ctx context.Context, trigger string, dryRun bool) (Run, 
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		s.execute(s.base, r)
+		s.execute(s.base, r, incremental)
 	}()
 	return r, nil
 }
@@ -287,14 +345,14 @@ func (s *Service) Close() {
 	s.wg.Wait()
 }
 
-func (s *Service) execute(ctx context.Context, r Run) {
+func (s *Service) execute(ctx context.Context, r Run, incremental bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	started := store.Now().UTC()
 	if _, err := s.db().ExecContext(ctx, s.db().Rebind(`UPDATE reconciliations SET state = ?, started_at = ? WHERE id = ?`), StateRunning, started, r.ID); err != nil {
 		s.log.Error("reconciliation", "run", r.ID, "err", err)
 	}
-	out, err := s.Reconcile(ctx, r.DryRun)
+	out, err := s.reconcile(ctx, r.DryRun, incremental)
 	state, errs := StateSucceeded, []string{}
 	switch {
 	case err != nil:
@@ -315,8 +373,8 @@ func (s *Service) execute(ctx context.Context, r Run) {
 	if err != nil {
 		counts, stale = []byte("{}"), []byte("[]")
 	}
-	if _, err := s.db().ExecContext(ctx, s.db().Rebind(`UPDATE reconciliations SET state = ?, cis = ?, counts = ?, errors = ?, stale = ?, changes = ?, finished_at = ? WHERE id = ?`),
-		state, out.CIs, string(counts), string(ej), string(stale), string(changes), store.Now().UTC(), r.ID); err != nil {
+	if _, err := s.db().ExecContext(ctx, s.db().Rebind(`UPDATE reconciliations SET state = ?, incremental = ?, cis = ?, counts = ?, errors = ?, stale = ?, changes = ?, finished_at = ? WHERE id = ?`),
+		state, out.Incremental, out.CIs, string(counts), string(ej), string(stale), string(changes), store.Now().UTC(), r.ID); err != nil {
 		s.log.Error("reconciliation: recording the outcome", "run", r.ID, "err", err)
 	}
 	s.log.Info("reconciliation", "run", r.ID, "state", state, "cis", out.CIs, "managed", out.Counts.Managed,
@@ -338,6 +396,7 @@ type runRow struct {
 	State      string     `db:"state"`
 	Trigger    string     `db:"trigger"`
 	DryRun     bool       `db:"dry_run"`
+	Incr       bool       `db:"incremental"`
 	CMDB       string     `db:"cmdb"`
 	CIs        int64      `db:"cis"`
 	Counts     string     `db:"counts"`
@@ -349,10 +408,10 @@ type runRow struct {
 	FinishedAt *time.Time `db:"finished_at"`
 }
 
-const runCols = `id, state, trigger, dry_run, cmdb, cis, counts, errors, stale, changes, created_at, started_at, finished_at`
+const runCols = `id, state, trigger, dry_run, incremental, cmdb, cis, counts, errors, stale, changes, created_at, started_at, finished_at`
 
 func (rr runRow) run() Run {
-	r := Run{ID: rr.ID, State: rr.State, Trigger: rr.Trigger, DryRun: rr.DryRun, CMDB: rr.CMDB, CIs: rr.CIs,
+	r := Run{ID: rr.ID, State: rr.State, Trigger: rr.Trigger, DryRun: rr.DryRun, Incremental: rr.Incr, CMDB: rr.CMDB, CIs: rr.CIs,
 		CreatedAt: rr.CreatedAt.UTC(), StartedAt: utc(rr.StartedAt), FinishedAt: utc(rr.FinishedAt)}
 	_ = json.Unmarshal([]byte(rr.Counts), &r.Counts)
 	_ = json.Unmarshal([]byte(rr.Errors), &r.Errors)
@@ -402,20 +461,40 @@ func (s *Service) Stale(ctx context.Context) ([]CIRef, Run, error) {
 	return orEmpty(out), rr.run(), nil
 }
 
-// Schedule starts a full run every interval until ctx ends.
-func (s *Service) Schedule(ctx context.Context, every time.Duration) {
-	if every <= 0 {
+// Schedule starts a full run every interval and, every check interval
+// between them, an incremental run when the inventory has changed since
+// the last run began, until ctx ends. Zero switches either off.
+func (s *Service) Schedule(ctx context.Context, every, check time.Duration) {
+	if s.opts.Client == nil || (every <= 0 && check <= 0) {
 		return
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
+	tick := func(d time.Duration) <-chan time.Time {
+		if d <= 0 {
+			return nil
+		}
+		t := time.NewTicker(d)
+		context.AfterFunc(ctx, t.Stop)
+		return t.C
+	}
+	full, inc := tick(every), tick(check)
+	var seen int64 = -1
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			if _, err := s.Start(ctx, "schedule", false); err != nil {
+		case <-full:
+			seen = s.opts.Inventory.Applied()
+			if _, err := s.start(ctx, "schedule", false, false); err != nil {
 				s.log.Error("scheduled reconciliation", "err", err)
+			}
+		case <-inc:
+			now := s.opts.Inventory.Applied()
+			if now == seen {
+				continue
+			}
+			seen = now
+			if _, err := s.start(ctx, "inventory_changed", false, true); err != nil {
+				s.log.Error("incremental reconciliation", "err", err)
 			}
 		}
 	}

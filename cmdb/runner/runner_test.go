@@ -163,3 +163,80 @@ func TestRunVerdictsAndFaults(t *testing.T) {
 		}
 	})
 }
+
+// An incremental run reads only what changed since the last read and
+// reconciles against the earlier CIs updated with it; the schedule starts
+// one when the inventory changes, and not when it has not.
+func TestIncremental(t *testing.T) {
+	st := storetest.Open(t, store.SQLite)
+	r := newRig(t, st)
+	ctx := context.Background()
+	if run := r.run(t, false); run.Incremental || run.Counts.Unmanaged != 1 {
+		t.Fatalf("first run: %+v", run)
+	}
+	// rogue-pi is entered in NetBox now.
+	d := dataset()
+	now := time.Now().UTC()
+	d.Devices = append(d.Devices, netboxtest.Device{ID: 9, Name: "rogue-pi", Site: "HQ", Role: "server", Created: now, LastUpdated: now})
+	r.nb.Seed(d)
+	r.nb.ResetRequests()
+
+	done := make(chan struct{})
+	sctx, cancel := context.WithCancel(ctx)
+	go func() { r.svc.Schedule(sctx, 0, 20*time.Millisecond); close(done) }()
+	defer func() { cancel(); <-done }()
+	// The schedule's first check sees an inventory it has not seen yet;
+	// the next ones see no change and start nothing.
+	var runs []struct {
+		ID          string `db:"id"`
+		Incremental bool   `db:"incremental"`
+		State       string `db:"state"`
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		runs = runs[:0]
+		if err := st.DB.SelectContext(ctx, &runs, `SELECT id, incremental, state FROM reconciliations WHERE trigger = 'inventory_changed'`); err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) == 1 && runs[0].State == runner.StateSucceeded {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if len(runs) != 1 || !runs[0].Incremental || runs[0].State != runner.StateSucceeded {
+		t.Fatalf("inventory_changed runs: %+v", runs)
+	}
+	time.Sleep(150 * time.Millisecond) // several more checks, no change
+	var n int
+	if err := st.DB.GetContext(ctx, &n, `SELECT count(*) FROM reconciliations WHERE trigger = 'inventory_changed'`); err != nil || n != 1 {
+		t.Fatalf("%d incremental runs without an inventory change (%v)", n, err)
+	}
+	run, err := r.svc.Get(ctx, runs[0].ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if run.CIs != 4 || run.Counts.Managed != 3 || run.Counts.Unmanaged != 0 {
+		t.Fatalf("incremental run: %+v", run)
+	}
+	if got := r.statuses(t)["rogue-pi"]; got != "managed" {
+		t.Fatalf("rogue-pi is %q after NetBox learnt it", got)
+	}
+	for _, q := range r.nb.Requests() {
+		if q.URL.Query().Get("last_updated__gte") == "" && q.URL.Query().Get("id") == "" && q.URL.Query().Get("device_id") == "" && q.URL.Query().Get("virtual_machine_id") == "" {
+			t.Fatalf("an incremental run read everything: %s", q.URL)
+		}
+	}
+
+	// A new observation makes the schedule run again.
+	if _, err := r.inv.Ingest(ctx, "b2", "test", []discovery.Observation{{Source: "passive:arp", Time: time.Now().UTC(), MAC: "00:16:3e:10:00:09", IP: "10.30.0.9"}}, true); err != nil {
+		t.Fatal(err)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for n < 2 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		_ = st.DB.GetContext(ctx, &n, `SELECT count(*) FROM reconciliations WHERE trigger = 'inventory_changed'`)
+	}
+	if n != 2 {
+		t.Fatalf("%d incremental runs after an inventory change, want 2", n)
+	}
+}

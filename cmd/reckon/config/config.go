@@ -194,6 +194,9 @@ type CMDB struct {
 	StaleAfter time.Duration `yaml:"stale_after"`
 	// Every runs a full reconciliation this often (0: only on demand).
 	Every time.Duration `yaml:"every"`
+	// IncrementalEvery checks this often whether the inventory changed
+	// and, if so, runs an incremental reconciliation (0: never).
+	IncrementalEvery time.Duration `yaml:"incremental_every"`
 	// Timeout bounds one request; RunTimeout one whole read.
 	Timeout    time.Duration `yaml:"timeout"`
 	RunTimeout time.Duration `yaml:"run_timeout"`
@@ -265,7 +268,7 @@ func Default() Config {
 			RawRetention: 30 * 24 * time.Hour, FlushInterval: 200 * time.Millisecond, MaxBatch: 50000, MaintainEvery: time.Hour},
 		ShutdownGrace: 20 * time.Second,
 		Active:        Active{Workers: 2, ChunkSize: 256, ChunkTimeout: 2 * time.Hour},
-		CMDB:          CMDB{StaleAfter: 30 * 24 * time.Hour, RunTimeout: 30 * time.Minute, Push: Push{Message: "reckon: discovered on the network"}},
+		CMDB:          CMDB{StaleAfter: 30 * 24 * time.Hour, Every: 24 * time.Hour, IncrementalEvery: 5 * time.Minute, RunTimeout: 30 * time.Minute, Push: Push{Message: "reckon: discovered on the network"}},
 	}
 }
 
@@ -419,8 +422,8 @@ func (c *Config) Validate() error {
 	if c.CMDB.StaleAfter <= 0 {
 		bad("cmdb.stale_after", "must be positive, got %s", c.CMDB.StaleAfter)
 	}
-	if c.CMDB.Every < 0 || c.CMDB.Timeout < 0 || c.CMDB.RunTimeout < 0 {
-		bad("cmdb", "every, timeout and run_timeout must not be negative")
+	if c.CMDB.Every < 0 || c.CMDB.IncrementalEvery < 0 || c.CMDB.Timeout < 0 || c.CMDB.RunTimeout < 0 {
+		bad("cmdb", "every, incremental_every, timeout and run_timeout must not be negative")
 	}
 	if c.CMDB.PageSize < 0 || c.CMDB.PageSize > 10000 {
 		bad("cmdb.page_size", "must be between 0 (default) and 10000, got %d", c.CMDB.PageSize)

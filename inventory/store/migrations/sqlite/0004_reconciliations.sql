@@ -6,6 +6,7 @@ CREATE TABLE reconciliations (
     state       TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'partial', 'failed')),
     trigger     TEXT NOT NULL,
     dry_run     BOOLEAN NOT NULL DEFAULT 0,
+    incremental BOOLEAN NOT NULL DEFAULT 0,
     cmdb        TEXT NOT NULL,
     cis         BIGINT NOT NULL DEFAULT 0,
     -- JSON: counts by verdict, error messages, stale CIs, push changes
