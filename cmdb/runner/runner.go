@@ -348,8 +348,12 @@ func (s *Service) Close() {
 func (s *Service) execute(ctx context.Context, r Run, incremental bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// The run's own bookkeeping is written even when the run is cancelled
+	// (shutdown), so that no run stays "running" for ever.
+	dbctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	started := store.Now().UTC()
-	if _, err := s.db().ExecContext(ctx, s.db().Rebind(`UPDATE reconciliations SET state = ?, started_at = ? WHERE id = ?`), StateRunning, started, r.ID); err != nil {
+	if _, err := s.db().ExecContext(dbctx, s.db().Rebind(`UPDATE reconciliations SET state = ?, started_at = ? WHERE id = ?`), StateRunning, started, r.ID); err != nil {
 		s.log.Error("reconciliation", "run", r.ID, "err", err)
 	}
 	out, err := s.reconcile(ctx, r.DryRun, incremental)
@@ -373,7 +377,7 @@ func (s *Service) execute(ctx context.Context, r Run, incremental bool) {
 	if err != nil {
 		counts, stale = []byte("{}"), []byte("[]")
 	}
-	if _, err := s.db().ExecContext(ctx, s.db().Rebind(`UPDATE reconciliations SET state = ?, incremental = ?, cis = ?, counts = ?, errors = ?, stale = ?, changes = ?, finished_at = ? WHERE id = ?`),
+	if _, err := s.db().ExecContext(dbctx, s.db().Rebind(`UPDATE reconciliations SET state = ?, incremental = ?, cis = ?, counts = ?, errors = ?, stale = ?, changes = ?, finished_at = ? WHERE id = ?`),
 		state, out.Incremental, out.CIs, string(counts), string(ej), string(stale), string(changes), store.Now().UTC(), r.ID); err != nil {
 		s.log.Error("reconciliation: recording the outcome", "run", r.ID, "err", err)
 	}

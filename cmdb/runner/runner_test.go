@@ -2,9 +2,11 @@ package runner_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/reckon-dev/reckon/cmdb"
 	"github.com/reckon-dev/reckon/cmdb/netbox"
 	"github.com/reckon-dev/reckon/cmdb/netbox/netboxtest"
 	"github.com/reckon-dev/reckon/cmdb/runner"
@@ -238,5 +240,56 @@ func TestIncremental(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("%d incremental runs after an inventory change, want 2", n)
+	}
+}
+
+// A run with push configured lists what it would write in a dry run and
+// writes nothing; with the dry run off it writes, each write with the
+// configured message.
+func TestRunPush(t *testing.T) {
+	st := storetest.Open(t, store.SQLite)
+	r := newRig(t, st)
+	cl, err := netbox.New(netbox.Options{URL: r.nb.URL, Token: netboxtest.DefaultToken, MaxRetries: -1,
+		DeviceRole: "server", DeviceType: "generic", Site: "hq"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dry := range []bool{true, false} {
+		svc := runner.New(runner.Options{Store: st, Inventory: r.inv, Client: cl, Pusher: cl, StaleAfter: 24 * time.Hour,
+			Push: cmdb.PushOptions{DryRun: dry, Message: "reckon test push"}})
+		r.nb.ResetRequests()
+		run, err := svc.Start(context.Background(), "test", false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		svc.Wait()
+		if run, err = svc.Get(context.Background(), run.ID); err != nil {
+			t.Fatal(err)
+		}
+		if run.State != runner.StateSucceeded || len(run.Changes) == 0 {
+			t.Fatalf("dry=%v: %+v", dry, run)
+		}
+		var rogue bool
+		for _, c := range run.Changes {
+			if c.Message != "reckon test push" {
+				t.Fatalf("change without the message: %+v", c)
+			}
+			if c.Action == "create" && c.Object == "ipam.ipaddress" && c.Fields["address"] != nil &&
+				strings.HasPrefix(c.Fields["address"].(string), "10.30.0.4") {
+				rogue = true
+			}
+		}
+		if !rogue {
+			t.Fatalf("dry=%v: no address created for rogue-pi: %+v", dry, run.Changes)
+		}
+		writes := 0
+		for _, q := range r.nb.Requests() {
+			if q.Method != "GET" {
+				writes++
+			}
+		}
+		if dry && writes != 0 || !dry && writes == 0 {
+			t.Fatalf("dry=%v: %d writes", dry, writes)
+		}
 	}
 }
