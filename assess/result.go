@@ -26,3 +26,11 @@ type Result struct {
 	Evidence any    `json:"evidence,omitempty"`
 	Error    string `json:"error,omitempty"`
 }
+
+// Evidence is raw material an assessment keeps: the nmap XML of each run,
+// a probe's transcript.
+type Evidence struct {
+	Kind string `json:"kind"` // nmap-xml, probe
+	Name string `json:"name"` // "nmap -sV", "tls 127.0.0.1:443"
+	Body string `json:"body"`
+}

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,6 +59,10 @@ type Inventory struct {
 	// rowsWritten and flushes count asset rows written and write transactions.
 	rowsWritten, flushes int64
 	lastFlush            time.Duration
+
+	// onEvents, when set, is told of the events of each write once it is
+	// stored (SetOnEvents).
+	onEvents atomic.Pointer[func([]Event)]
 
 	kick    chan struct{}
 	stop    chan struct{}
@@ -273,7 +278,34 @@ func (inv *Inventory) flushOnce(ctx context.Context) error {
 	close(inv.flushed)
 	inv.flushed = make(chan struct{})
 	inv.flushMu.Unlock()
+	if fn := inv.onEvents.Load(); err == nil && fn != nil && len(events) > 0 {
+		(*fn)(events)
+	}
 	return err
+}
+
+// SetOnEvents has fn told of the events of every write once they are stored
+// (asset created, changed, merged ...), in the writer's goroutine: fn must
+// return quickly. The assessment queue uses it to assess new and changed
+// hosts at once.
+func (inv *Inventory) SetOnEvents(fn func([]Event)) {
+	if fn == nil {
+		inv.onEvents.Store(nil)
+		return
+	}
+	inv.onEvents.Store(&fn)
+}
+
+// Lookup returns asset id's summary from memory; false if there is none
+// (or it was merged away).
+func (inv *Inventory) Lookup(id string) (Summary, bool) {
+	inv.mu.Lock()
+	defer inv.mu.Unlock()
+	a, ok := inv.engine.Get(id)
+	if !ok {
+		return Summary{}, false
+	}
+	return a.Summary(), true
 }
 
 func (inv *Inventory) flushedSeqNow() int64 {

@@ -385,3 +385,13 @@ func prefixStrings(ps []netip.Prefix) []string {
 	}
 	return out
 }
+
+// Contains reports whether addr is inside the scope: within an Allow and
+// clear of every Exclude.
+func (s Scope) Contains(addr netip.Addr) bool {
+	if !addr.IsValid() {
+		return false
+	}
+	addr = addr.Unmap().WithZone("")
+	return s.contains([]netip.Prefix{netip.PrefixFrom(addr, addr.BitLen())}) == nil
+}

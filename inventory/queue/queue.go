@@ -39,6 +39,10 @@ type Options struct {
 	SoftStop time.Duration
 	// JobTimeout bounds one job unless its worker says otherwise.
 	JobTimeout time.Duration
+	// RescueAfter is how long a job may stay running before it counts as
+	// held by a dead worker and is retried (River's default: an hour). It
+	// must exceed every worker's timeout.
+	RescueAfter time.Duration
 	// Register adds the workers of every package that has jobs.
 	Register func(*river.Workers)
 	// Periodic are the schedules, fired by the elected leader only.
@@ -94,14 +98,15 @@ func New(opts Options) (*Queue, error) {
 		queues[name] = river.QueueConfig{MaxWorkers: max(w, 1)}
 	}
 	cfg := &river.Config{
-		Logger:            logger.With("component", "queue"),
-		Queues:            queues,
-		Workers:           workers,
-		PeriodicJobs:      periodic,
-		FetchPollInterval: poll,
-		FetchCooldown:     min(poll, 100*time.Millisecond),
-		SoftStopTimeout:   opts.SoftStop,
-		JobTimeout:        opts.JobTimeout,
+		Logger:               logger.With("component", "queue"),
+		Queues:               queues,
+		Workers:              workers,
+		PeriodicJobs:         periodic,
+		FetchPollInterval:    poll,
+		FetchCooldown:        min(poll, 100*time.Millisecond),
+		SoftStopTimeout:      opts.SoftStop,
+		JobTimeout:           opts.JobTimeout,
+		RescueStuckJobsAfter: opts.RescueAfter,
 	}
 	client, err := river.NewClient(opts.Store.RiverDriver(), cfg)
 	if err != nil {
