@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,8 +45,10 @@ type Spec struct {
 	Discovery        []string
 	ServiceDetection bool // -sV
 	OSDetection      bool // -O, only when privileged (else a warning)
-	// Scripts is an allowlist: "ssh-hostkey", "ssl-cert".
+	// Scripts must be on the allowlist (allowedScripts); ScriptArgs keys
+	// too (allowedScriptArgs), with plain values.
 	Scripts     []string
+	ScriptArgs  map[string]string
 	Timing      *int          // -T0..-T5; nil: nmap's default (-T3)
 	MaxRate     int           // --max-rate packets per second, 0: none
 	MinRate     int           // --min-rate packets per second, 0: nmap's own pacing
@@ -63,15 +67,25 @@ type Spec struct {
 	Sensor     string        // Observation.Sensor
 }
 
-// allowedScripts are the NSE scripts a sweep may run: they read what a
-// service announces and change nothing.
-func allowedScript(name string) bool {
-	switch name {
-	case "ssh-hostkey", "ssl-cert":
-		return true
-	}
-	return false
+// allowedScripts are the NSE scripts a run may use: they read what a
+// service announces and change nothing. snmp-brute is here only with a
+// community list of well-known defaults (the assessment's), and ftp-anon
+// only logs in as anonymous.
+var allowedScripts = []string{
+	"ssh-hostkey", "ssl-cert", "ssl-enum-ciphers", "ssh2-enum-algos", "ssh-auth-methods",
+	"http-headers", "http-methods", "http-title", "http-server-header", "http-security-headers",
+	"ftp-anon", "banner", "snmp-info", "snmp-sysdescr", "snmp-brute",
+	"smb-protocols", "smb2-security-mode", "smb-security-mode",
 }
+
+func allowedScript(name string) bool { return slices.Contains(allowedScripts, name) }
+
+// allowedScriptArgs are the --script-args keys a run may pass.
+var allowedScriptArgs = []string{"smbport", "ssh_hostkey", "ssh-auth-methods.username", "snmp-brute.communitiesdb", "http.useragent"}
+
+// scriptArgValue: a script argument value that cannot break out of nmap's
+// --script-args syntax (no commas, braces, quotes or spaces).
+var scriptArgValue = regexp.MustCompile(`^[A-Za-z0-9_./:@+-]{1,256}$`)
 
 // Validate checks a spec without touching the system; Run calls it first.
 func (s Spec) Validate() error {
@@ -102,7 +116,15 @@ func (s Spec) Validate() error {
 	}
 	for _, sc := range s.Scripts {
 		if !allowedScript(sc) {
-			return fmt.Errorf("spec: script %q is not allowed (allowed: ssh-hostkey, ssl-cert)", sc)
+			return fmt.Errorf("spec: script %q is not allowed (allowed: %s)", sc, strings.Join(allowedScripts, ", "))
+		}
+	}
+	for k, v := range s.ScriptArgs {
+		if !slices.Contains(allowedScriptArgs, k) {
+			return fmt.Errorf("spec: script argument %q is not allowed (allowed: %s)", k, strings.Join(allowedScriptArgs, ", "))
+		}
+		if !scriptArgValue.MatchString(v) {
+			return fmt.Errorf("spec: script argument %s=%q: only letters, digits and _./:@+- are allowed", k, v)
 		}
 	}
 	switch {
@@ -435,6 +457,14 @@ func (s Spec) args(path, targets, xmlPath string, privileged bool, why string) (
 	}
 	if len(s.Scripts) > 0 {
 		opts = append(opts, nmap.WithScripts(s.Scripts...))
+	}
+	if len(s.ScriptArgs) > 0 {
+		keys := slices.Sorted(maps.Keys(s.ScriptArgs))
+		kv := make([]string, 0, len(keys))
+		for _, k := range keys {
+			kv = append(kv, k+"="+s.ScriptArgs[k])
+		}
+		opts = append(opts, nmap.WithCustomArguments("--script-args", strings.Join(kv, ",")))
 	}
 	if s.Timing != nil {
 		opts = append(opts, nmap.WithTimingTemplate(nmap.Timing(*s.Timing)))

@@ -47,6 +47,9 @@ type Config struct {
 	Active Active `yaml:"active"`
 	// CMDB is the CMDB reckon reconciles the inventory with.
 	CMDB CMDB `yaml:"cmdb"`
+	// Assess configures configuration assessment: the queue of hosts to
+	// assess, the collectors and the policy.
+	Assess Assess `yaml:"assess"`
 	// MemoryLimit is a soft limit on the process's memory (1400MiB, 2GiB):
 	// the Go runtime collects garbage harder as it nears it. Empty: none
 	// (unless GOMEMLIMIT is set).
@@ -178,6 +181,49 @@ type Active struct {
 	Nmap string `yaml:"nmap"`
 }
 
+// Assess configures configuration assessment.
+type Assess struct {
+	// Enabled: new and changed hosts inside the scopes are assessed at
+	// once, and all of them again on schedule (default true; with no
+	// scopes nothing is probed anyway).
+	Enabled *bool `yaml:"enabled"`
+	// Policy is the policy file, relative to this file; empty: the
+	// baseline built into the binary (configs/policies/baseline.yaml).
+	Policy string `yaml:"policy"`
+	// Workers is how many hosts are assessed at once.
+	Workers int `yaml:"workers"`
+	// Ports are the ports assessed (nmap syntax, T:/U: prefixes; empty:
+	// nmap's top 1000 TCP ports).
+	Ports string `yaml:"ports"`
+	// Every is how often each host is reassessed; EveryByRole and
+	// EveryByScope override it by the host's role or scope (the shortest
+	// that applies wins). DueEvery is how often reckon looks for hosts due.
+	Every        time.Duration            `yaml:"every"`
+	EveryByRole  map[string]time.Duration `yaml:"every_by_role"`
+	EveryByScope map[string]time.Duration `yaml:"every_by_scope"`
+	DueEvery     time.Duration            `yaml:"due_every"`
+	// JobTimeout bounds one host's assessment; MaxAttempts counts tries
+	// (with backoff between them); RescueAfter is when a job still
+	// running counts as held by a dead worker and is taken up again
+	// (default: job_timeout + 5m).
+	JobTimeout  time.Duration `yaml:"job_timeout"`
+	MaxAttempts int           `yaml:"max_attempts"`
+	RescueAfter time.Duration `yaml:"rescue_after"`
+	// PhaseTimeout bounds each nmap run of an assessment; ProbeTimeout
+	// each native probe connection.
+	PhaseTimeout time.Duration `yaml:"phase_timeout"`
+	ProbeTimeout time.Duration `yaml:"probe_timeout"`
+	// NoScripts and NoProbes leave out the NSE scripts or the native Go
+	// probes (nmap -sV alone still runs).
+	NoScripts bool `yaml:"no_scripts"`
+	NoProbes  bool `yaml:"no_probes"`
+	// CostLimit bounds one CEL expression's evaluation cost.
+	CostLimit uint64 `yaml:"cost_limit"`
+}
+
+// AssessEnabled says whether assessment runs.
+func (c Config) AssessEnabled() bool { return c.Assess.Enabled == nil || *c.Assess.Enabled }
+
 // CMDB configures reconciliation with a CMDB.
 type CMDB struct {
 	// Kind is netbox, servicenow or file; empty means no CMDB.
@@ -268,7 +314,9 @@ func Default() Config {
 			RawRetention: 30 * 24 * time.Hour, FlushInterval: 200 * time.Millisecond, MaxBatch: 50000, MaintainEvery: time.Hour},
 		ShutdownGrace: 20 * time.Second,
 		Active:        Active{Workers: 2, ChunkSize: 256, ChunkTimeout: 2 * time.Hour},
-		CMDB:          CMDB{StaleAfter: 30 * 24 * time.Hour, Every: 24 * time.Hour, IncrementalEvery: 5 * time.Minute, RunTimeout: 30 * time.Minute, Push: Push{Message: "reckon: discovered on the network"}},
+		Assess: Assess{Workers: 2, Every: 24 * time.Hour, DueEvery: 10 * time.Minute, JobTimeout: 15 * time.Minute, MaxAttempts: 3,
+			PhaseTimeout: 5 * time.Minute, ProbeTimeout: 5 * time.Second},
+		CMDB: CMDB{StaleAfter: 30 * 24 * time.Hour, Every: 24 * time.Hour, IncrementalEvery: 5 * time.Minute, RunTimeout: 30 * time.Minute, Push: Push{Message: "reckon: discovered on the network"}},
 	}
 }
 
@@ -297,6 +345,7 @@ func Load(path string, env []string) (Config, error) {
 		cfg.CMDB.Path = relativeTo(dir, cfg.CMDB.Path)
 		cfg.CMDB.TokenFile = relativeTo(dir, cfg.CMDB.TokenFile)
 		cfg.CMDB.CAFile = relativeTo(dir, cfg.CMDB.CAFile)
+		cfg.Assess.Policy = relativeTo(dir, cfg.Assess.Policy)
 	}
 	if err := applyEnv(&cfg, env); err != nil {
 		return cfg, err
@@ -430,6 +479,32 @@ func (c *Config) Validate() error {
 	}
 	if c.CMDB.Concurrency < 0 || c.CMDB.RateLimit < 0 {
 		bad("cmdb", "concurrency and rate_limit must not be negative")
+	}
+	a := c.Assess
+	if a.Workers < 1 || a.Workers > 1000 {
+		bad("assess.workers", "must be between 1 and 1000, got %d", a.Workers)
+	}
+	for key, d := range map[string]time.Duration{"assess.every": a.Every, "assess.due_every": a.DueEvery,
+		"assess.job_timeout": a.JobTimeout, "assess.phase_timeout": a.PhaseTimeout, "assess.probe_timeout": a.ProbeTimeout} {
+		if d <= 0 {
+			bad(key, "must be positive, got %s", d)
+		}
+	}
+	for role, d := range a.EveryByRole {
+		if d <= 0 {
+			bad("assess.every_by_role."+role, "must be positive, got %s", d)
+		}
+	}
+	for sc, d := range a.EveryByScope {
+		if d <= 0 {
+			bad("assess.every_by_scope."+sc, "must be positive, got %s", d)
+		}
+	}
+	if a.MaxAttempts < 1 || a.MaxAttempts > 25 {
+		bad("assess.max_attempts", "must be between 1 and 25, got %d", a.MaxAttempts)
+	}
+	if a.RescueAfter != 0 && a.RescueAfter <= a.JobTimeout {
+		bad("assess.rescue_after", "must exceed assess.job_timeout (%s), got %s", a.JobTimeout, a.RescueAfter)
 	}
 	scopes := map[string]bool{}
 	for i, sc := range c.Scopes {
