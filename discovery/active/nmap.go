@@ -44,6 +44,10 @@ type Spec struct {
 	// and syn/ack probes become TCP connects.
 	Discovery        []string
 	ServiceDetection bool // -sV
+	// VersionIntensity is -sV's --version-intensity, 0 (light) to 9; nil:
+	// nmap's default (7). A service nmap cannot name is tried with every
+	// probe up to the intensity, each waiting for its timeout.
+	VersionIntensity *int
 	OSDetection      bool // -O, only when privileged (else a warning)
 	// Scripts must be on the allowlist (allowedScripts); ScriptArgs keys
 	// too (allowedScriptArgs), with plain values.
@@ -130,6 +134,8 @@ func (s Spec) Validate() error {
 	switch {
 	case s.Timing != nil && (*s.Timing < 0 || *s.Timing > 5):
 		return fmt.Errorf("spec: timing %d: want 0 to 5 (-T0..-T5)", *s.Timing)
+	case s.VersionIntensity != nil && (*s.VersionIntensity < 0 || *s.VersionIntensity > 9):
+		return fmt.Errorf("spec: version intensity %d: want 0 to 9", *s.VersionIntensity)
 	case s.MaxRate < 0:
 		return fmt.Errorf("spec: max rate %d is negative", s.MaxRate)
 	case s.MinRate < 0 || s.MaxRate > 0 && s.MinRate > s.MaxRate:
@@ -447,6 +453,9 @@ func (s Spec) args(path, targets, xmlPath string, privileged bool, why string) (
 	}
 	if s.ServiceDetection {
 		opts = append(opts, nmap.WithServiceInfo())
+		if s.VersionIntensity != nil {
+			opts = append(opts, nmap.WithVersionIntensity(int16(*s.VersionIntensity)))
+		}
 	}
 	if s.OSDetection {
 		if privileged {
