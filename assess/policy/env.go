@@ -97,7 +97,11 @@ type compiled struct {
 	// within the envelope.
 	prg  cel.Program
 	fast cel.Program
-	cost cost.CostEstimate
+	// fn is fast compiled to Go closures (fast.go), nil when the
+	// expression is outside their subset; fnErr says why.
+	fn    *fastProg
+	fnErr error
+	cost  cost.Estimate
 	// vars are the fact variables the expression reads, in declaration
 	// order: what a failed check without an evidence expression shows.
 	vars []string
@@ -136,6 +140,9 @@ func compile(e *cel.Env, src string, want *cel.Type, opts Options) (*compiled, e
 		)
 		if err != nil {
 			return nil, err
+		}
+		if !opts.NoFastPath {
+			c.fn, c.fnErr = compileFast(ast, objs())
 		}
 	}
 	return c, nil

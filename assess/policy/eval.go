@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +38,7 @@ func (p *Policy) EvaluateContext(ctx context.Context, f *assess.Facts, now time.
 	a.fast = envelope.fits(f)
 	role := p.role(ctx, a, f)
 	a.role = types.String(role)
+	a.fe.role = role
 	a.fast = a.fast && len(role) <= envelope.short
 	out := make([]assess.Result, 0, len(p.checks)+1)
 	for _, c := range p.checks {
@@ -64,7 +66,7 @@ func (p *Policy) role(ctx context.Context, a *activation, f *assess.Facts) strin
 	for _, r := range p.roles {
 		// A rule that fails to run does not match: the host is then
 		// judged without that role rather than not at all.
-		if v, err := p.run(ctx, r.when, a); err == nil && v == types.True {
+		if ok, err := p.runBool(ctx, r.when, a); err == nil && ok {
 			return r.Role
 		}
 	}
@@ -73,21 +75,24 @@ func (p *Policy) role(ctx context.Context, a *activation, f *assess.Facts) strin
 
 func (p *Policy) evalCheck(ctx context.Context, c *check, a *activation, f *assess.Facts) assess.Result {
 	r := assess.Result{CheckID: c.ID, Title: c.Title, Severity: c.Severity}
+	if err := ctx.Err(); err != nil {
+		return p.errorResult(r, "applies", err)
+	}
 	if c.applies != nil {
-		v, err := p.run(ctx, c.applies, a)
+		ok, err := p.runBool(ctx, c.applies, a)
 		if err != nil {
 			return p.errorResult(r, "applies", err)
 		}
-		if v != types.True {
+		if !ok {
 			r.Status = assess.NotApplicable
 			return r
 		}
 	}
-	v, err := p.run(ctx, c.expect, a)
+	ok, err := p.runBool(ctx, c.expect, a)
 	if err != nil {
 		return p.errorResult(r, "expect", err)
 	}
-	if v == types.True {
+	if ok {
 		r.Status = assess.Pass
 		return r
 	}
@@ -96,13 +101,13 @@ func (p *Policy) evalCheck(ctx context.Context, c *check, a *activation, f *asse
 		r.Evidence = factsRead(c.expect.vars, f)
 		return r
 	}
-	ev, err := p.run(ctx, c.evidence, a)
+	ev, err := p.runAny(ctx, c.evidence, a)
 	if err != nil {
 		// The check failed all the same; say why the evidence is missing.
 		r.Error = "evidence: " + p.message(err)
 		return r
 	}
-	r.Evidence = Native(ev)
+	r.Evidence = ev
 	return r
 }
 
@@ -117,6 +122,35 @@ func (p *Policy) message(err error) string {
 		return fmt.Sprintf("cost limit %d exceeded", p.opts.CostLimit)
 	}
 	return err.Error()
+}
+
+// runBool runs a bool expression: on the fast path when it may, in cel-go
+// otherwise and whenever the fast path meets an error.
+func (p *Policy) runBool(ctx context.Context, c *compiled, a *activation) (bool, error) {
+	if a.fast && c.fn != nil {
+		if ok, err := c.fn.evalBool(&a.fe); err == nil {
+			return ok, nil
+		}
+	}
+	v, err := p.run(ctx, c, a)
+	if err != nil {
+		return false, err
+	}
+	return v == types.True, nil
+}
+
+// runAny runs an evidence expression to plain Go, as runBool does.
+func (p *Policy) runAny(ctx context.Context, c *compiled, a *activation) (any, error) {
+	if a.fast && c.fn != nil {
+		if v, err := c.fn.evalAny(&a.fe); err == nil {
+			return v, nil
+		}
+	}
+	v, err := p.run(ctx, c, a)
+	if err != nil {
+		return nil, err
+	}
+	return native(v), nil
 }
 
 func (p *Policy) run(ctx context.Context, c *compiled, a *activation) (ref.Val, error) {
@@ -202,38 +236,29 @@ func factsRead(vars []string, f *assess.Facts) map[string]any {
 	return out
 }
 
-// activation hands the facts to CEL: each variable is adapted once per host,
-// not once per expression, and resolved without a map.
+// activation hands the facts to CEL: each variable is converted on first
+// use and kept for the host's other expressions, and resolved without a map.
 type activation struct {
 	// fast: the facts fit the envelope, so programs proven to stay
 	// within the cost limit there may run untracked.
 	fast bool
+	fe   fenv // the fast path's view of the same facts
+	f    *assess.Facts
 
-	target, assetID, role, managed ref.Val
-	hostnames, collected           ref.Val
-	ports, tls, ssh, http          ref.Val
-	ftp, snmp, smb, errors, now    ref.Val
+	role, now ref.Val
+	vars      [len(varNames)]ref.Val
 }
 
+// varNames are the fact variables, in the order of activation.vars.
+var varNames = [...]string{varTarget, varAssetID, varManaged, varHostnames, varCollected,
+	varPorts, varTLS, varSSH, varHTTP, varFTP, varSNMP, varSMB, varErrors}
+
 func newActivation(f *assess.Facts, now time.Time) *activation {
-	ts := objs()
-	list := func(v any) ref.Val { return ts.list(reflect.ValueOf(v)) }
 	return &activation{
-		target:    types.String(f.Target),
-		assetID:   types.String(f.AssetID),
-		role:      types.String(f.Role),
-		managed:   types.Bool(f.Managed),
-		hostnames: list(f.Hostnames),
-		collected: timestamp(f.Collected),
-		ports:     list(f.Ports),
-		tls:       list(f.TLS),
-		ssh:       list(f.SSH),
-		http:      list(f.HTTP),
-		ftp:       list(f.FTP),
-		snmp:      list(f.SNMP),
-		smb:       list(f.SMB),
-		errors:    list(f.Errors),
-		now:       types.Timestamp{Time: now},
+		fe:   fenv{f: f, now: now, role: f.Role},
+		f:    f,
+		role: types.String(f.Role),
+		now:  types.Timestamp{Time: now},
 	}
 }
 
@@ -249,48 +274,63 @@ func timestamp(t time.Time) types.Timestamp {
 // ResolveName implements interpreter.Activation.
 func (a *activation) ResolveName(name string) (any, bool) {
 	switch name {
-	case varTarget:
-		return a.target, true
-	case varAssetID:
-		return a.assetID, true
 	case varRole:
 		return a.role, true
-	case varManaged:
-		return a.managed, true
-	case varHostnames:
-		return a.hostnames, true
-	case varCollected:
-		return a.collected, true
-	case varPorts:
-		return a.ports, true
-	case varTLS:
-		return a.tls, true
-	case varSSH:
-		return a.ssh, true
-	case varHTTP:
-		return a.http, true
-	case varFTP:
-		return a.ftp, true
-	case varSNMP:
-		return a.snmp, true
-	case varSMB:
-		return a.smb, true
-	case varErrors:
-		return a.errors, true
 	case varNow:
 		return a.now, true
 	}
-	return nil, false
+	i := slices.Index(varNames[:], name)
+	if i < 0 {
+		return nil, false
+	}
+	if a.vars[i] == nil {
+		a.vars[i] = a.convert(name)
+	}
+	return a.vars[i], true
+}
+
+func (a *activation) convert(name string) ref.Val {
+	ts, f := objs(), a.f
+	list := func(v any) ref.Val { return ts.list(reflect.ValueOf(v)) }
+	switch name {
+	case varTarget:
+		return types.String(f.Target)
+	case varAssetID:
+		return types.String(f.AssetID)
+	case varManaged:
+		return types.Bool(f.Managed)
+	case varHostnames:
+		return list(f.Hostnames)
+	case varCollected:
+		return timestamp(f.Collected)
+	case varPorts:
+		return list(f.Ports)
+	case varTLS:
+		return list(f.TLS)
+	case varSSH:
+		return list(f.SSH)
+	case varHTTP:
+		return list(f.HTTP)
+	case varFTP:
+		return list(f.FTP)
+	case varSNMP:
+		return list(f.SNMP)
+	case varSMB:
+		return list(f.SMB)
+	case varErrors:
+		return list(f.Errors)
+	}
+	return types.NewErr("no such variable %s", name)
 }
 
 // Parent implements interpreter.Activation.
 func (a *activation) Parent() interpreter.Activation { return nil }
 
-// Native converts a CEL value to plain Go that encodes to JSON as a reader
+// native converts a CEL value to plain Go that encodes to JSON as a reader
 // expects: lists become []any, maps map[string]any, timestamps RFC 3339
 // strings, durations Go duration strings, facts structs (assess.Cipher ...)
 // stay themselves, optionals their value or nil.
-func Native(v ref.Val) any {
+func native(v ref.Val) any {
 	switch v := v.(type) {
 	case nil, types.Null:
 		return nil
@@ -316,7 +356,7 @@ func Native(v ref.Val) any {
 		if !v.HasValue() {
 			return nil
 		}
-		return Native(v.GetValue())
+		return native(v.GetValue())
 	case *types.Err:
 		return v.Error()
 	case traits.Mapper:
@@ -325,17 +365,17 @@ func Native(v ref.Val) any {
 			k := it.Next()
 			key, ok := k.(types.String)
 			if !ok {
-				out[fmt.Sprint(Native(k))] = Native(v.Get(k))
+				out[fmt.Sprint(native(k))] = native(v.Get(k))
 				continue
 			}
-			out[string(key)] = Native(v.Get(k))
+			out[string(key)] = native(v.Get(k))
 		}
 		return out
 	case traits.Lister:
 		n, _ := v.Size().(types.Int)
 		out := make([]any, 0, int(n))
 		for it := v.Iterator(); it.HasNext() == types.True; {
-			out = append(out, Native(it.Next()))
+			out = append(out, native(it.Next()))
 		}
 		return out
 	case ref.Type:
@@ -345,7 +385,7 @@ func Native(v ref.Val) any {
 }
 
 // plain converts a Go value of the facts (an assess.Cipher a CEL expression
-// returned, say) to maps keyed by JSON name, []any and scalars, as Native
+// returned, say) to maps keyed by JSON name, []any and scalars, as native
 // does for CEL values.
 func plain(v reflect.Value) any {
 	if !v.IsValid() {

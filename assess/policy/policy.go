@@ -44,6 +44,10 @@ type Options struct {
 	// runs without it on hosts whose facts fit the sizes the estimate
 	// assumed (a few times faster); the limit holds either way.
 	AlwaysTrackCost bool
+	// NoFastPath runs every expression in cel-go's interpreter. By default
+	// an expression that may run untracked and uses only what fast.go
+	// compiles runs as Go closures instead, with the same results.
+	NoFastPath bool
 }
 
 func (o Options) withDefaults() Options {
@@ -263,7 +267,7 @@ func ParseOptions(name string, data []byte, opts Options) (*Policy, error) {
 			fail("%s: duplicate role", label)
 		}
 		b := &build{
-			Build:    Build{Role: fb.Role, Title: fb.Title, Severity: fb.Severity, Allow: fb.Allow},
+			Build:    Build(fb),
 			ports:    map[string]bool{},
 			services: map[string]bool{},
 		}
@@ -298,7 +302,7 @@ func ParseOptions(name string, data []byte, opts Options) (*Policy, error) {
 			label = fmt.Sprintf("role rule #%d%s", i+1, lines.at("roles", i))
 			fail("%s: missing role", label)
 		}
-		r := &roleRule{RoleRule: RoleRule{Role: fr.Role, When: fr.When}}
+		r := &roleRule{RoleRule: RoleRule(fr)}
 		if strings.TrimSpace(fr.When) == "" {
 			fail("%s: missing when", label)
 		} else if r.when, err = compile(e, fr.When, cel.BoolType, opts); err != nil {

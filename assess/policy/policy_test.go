@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -815,6 +816,18 @@ roles:
 	}
 }
 
+// A cancelled context stops the evaluation: the checks not run are errors.
+func TestEvaluateContextCancelled(t *testing.T) {
+	p := loadBaseline(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, r := range p.EvaluateContext(ctx, weakHost(), now) {
+		if r.Status != assess.Error || !strings.Contains(r.Error, "context canceled") {
+			t.Fatalf("%s: %+v", r.CheckID, r)
+		}
+	}
+}
+
 // Facts fresh from a decoder have nil lists; Evaluate reads them as empty.
 func TestNilLists(t *testing.T) {
 	p := loadBaseline(t)
@@ -855,7 +868,21 @@ func typicalHost() *assess.Facts {
 }
 
 func BenchmarkBaseline(b *testing.B) {
-	p := loadBaseline(b)
+	benchmarkBaseline(b, Options{})
+}
+
+// BenchmarkBaselineInterpreter is BenchmarkBaseline without the fast path:
+// every expression in cel-go's interpreter, under the cost tracker where
+// the estimate does not rule the limit out.
+func BenchmarkBaselineInterpreter(b *testing.B) {
+	benchmarkBaseline(b, Options{NoFastPath: true})
+}
+
+func benchmarkBaseline(b *testing.B, opts Options) {
+	p, err := LoadOptions(baselinePath, opts)
+	if err != nil {
+		b.Fatal(err)
+	}
 	f := typicalHost()
 	f.Normalize()
 	rs := p.Evaluate(f, now)
