@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -814,6 +815,26 @@ roles:
 	if r := p.Evaluate(f, now)[0]; r.Status != assess.NotApplicable {
 		t.Errorf("role from the CMDB: %+v", r)
 	}
+}
+
+// A Policy is shared by the assessment workers.
+func TestEvaluateConcurrently(t *testing.T) {
+	p := loadBaseline(t)
+	want := p.Evaluate(weakHost(), now)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 20 {
+				got := p.Evaluate(weakHost(), now)
+				p.Evaluate(hardenedHost(), now)
+				if len(got) != len(want) || got[0].Status != want[0].Status {
+					t.Error("results differ between goroutines")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // A cancelled context stops the evaluation: the checks not run are errors.
