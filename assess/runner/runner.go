@@ -311,6 +311,24 @@ func (s *Service) enqueue(ctx context.Context, want map[string]Args, prio map[st
 	return c.InsertMany(ctx, params)
 }
 
+// Enqueue queues assessments of many assets in one insert (at most one
+// job per asset, as always) and says how many were new.
+func (s *Service) Enqueue(ctx context.Context, assetIDs []string, trigger string, priority int) (int, error) {
+	want := make(map[string]Args, len(assetIDs))
+	prio := make(map[string]int, len(assetIDs))
+	for _, id := range assetIDs {
+		want[id], prio[id] = Args{AssetID: id, Trigger: trigger}, priority
+	}
+	res, err := s.enqueue(ctx, want, prio)
+	n := 0
+	for _, r := range res {
+		if !r.UniqueSkippedAsDuplicate {
+			n++
+		}
+	}
+	return n, err
+}
+
 // Queued is the answer to a run request.
 type Queued struct {
 	JobID   int64  `json:"job_id"`

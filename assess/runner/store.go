@@ -6,13 +6,17 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jmoiron/sqlx"
 	"github.com/riverqueue/river"
 
 	"github.com/reckon-dev/reckon/assess"
 	"github.com/reckon-dev/reckon/inventory"
+	"github.com/reckon-dev/reckon/inventory/store"
 )
 
 func (s *Service) db() *sqlx.DB { return s.opts.Store.DB }
@@ -25,27 +29,14 @@ func mustJSON(v any) string {
 	return string(b)
 }
 
-func (s *Service) insert(ctx context.Context, as *Assessment) error {
+// rowInsert is the statement (with ? placeholders) and arguments that store
+// an ended assessment, whole. Rows are written once, when the assessment
+// ends: a running one shows as its job (PendingFor).
+func rowInsert(as *Assessment) (string, []any) {
 	var job any
 	if as.JobID != 0 {
 		job = as.JobID
 	}
-	_, err := s.db().ExecContext(ctx, s.db().Rebind(`INSERT INTO assessments
-		(id, asset_id, target, trigger, state, job_id, attempt, policy, policy_version, error, created_at, started_at, finished_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
-		as.ID, as.AssetID, as.Target, as.Trigger, as.State, job, as.Attempt, as.Policy, as.PolicyVersion, as.Error,
-		as.CreatedAt, as.StartedAt, as.FinishedAt)
-	if err != nil {
-		return fmt.Errorf("storing assessment: %w", err)
-	}
-	return nil
-}
-
-func (s *Service) update(ctx context.Context, as *Assessment) error {
-	return s.write(ctx, s.db(), as)
-}
-
-func (s *Service) write(ctx context.Context, q sqlx.ExecerContext, as *Assessment) error {
 	facts := "{}"
 	if as.Facts != nil {
 		facts = mustJSON(as.Facts)
@@ -60,32 +51,63 @@ func (s *Service) write(ctx context.Context, q sqlx.ExecerContext, as *Assessmen
 	if as.Evidence != nil {
 		evidence = mustJSON(as.Evidence)
 	}
-	_, err := q.ExecContext(ctx, s.db().Rebind(`UPDATE assessments SET state = ?, role = ?, score = ?, counts = ?, facts = ?,
-		results = ?, drift = ?, evidence = ?, error = ?, previous_id = ?, finished_at = ? WHERE id = ?`),
-		as.State, as.Role, as.Score, mustJSON(as.Counts), facts, results, drift, evidence, as.Error, as.PreviousID, as.FinishedAt, as.ID)
-	if err != nil {
+	return `INSERT INTO assessments
+		(id, asset_id, target, trigger, state, job_id, attempt, policy, policy_version, role, score, counts, facts,
+		 results, drift, evidence, error, previous_id, created_at, started_at, finished_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		[]any{as.ID, as.AssetID, as.Target, as.Trigger, as.State, job, as.Attempt, as.Policy, as.PolicyVersion, as.Role, as.Score,
+			mustJSON(as.Counts), facts, results, drift, evidence, as.Error, as.PreviousID, as.CreatedAt, as.StartedAt, as.FinishedAt}
+}
+
+// save stores an ended assessment without events.
+func (s *Service) save(ctx context.Context, q sqlx.ExecerContext, as *Assessment) error {
+	query, args := rowInsert(as)
+	if _, err := q.ExecContext(ctx, s.db().Rebind(query), args...); err != nil {
 		return fmt.Errorf("storing assessment: %w", err)
 	}
 	return nil
 }
 
-// finish stores a finished assessment and its events in one transaction.
+// finish stores a finished assessment and its events together: on
+// PostgreSQL in one statement (the row inserted in a WITH clause), on
+// SQLite in one transaction.
 func (s *Service) finish(ctx context.Context, as *Assessment, events []inventory.Event) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	row, args := rowInsert(as)
+	var evq strings.Builder
+	var evArgs []any
+	if len(events) > 0 {
+		evq.WriteString(`INSERT INTO asset_events (asset_id, at, kind, detail) VALUES `)
+		for i, ev := range events {
+			if i > 0 {
+				evq.WriteString(", ")
+			}
+			evq.WriteString("(?, ?, ?, ?)")
+			evArgs = append(evArgs, ev.AssetID, ev.Time, ev.Kind, mustJSON(ev.Detail))
+		}
+	}
+	if s.opts.Store.Kind == store.Postgres || len(events) == 0 {
+		query := row
+		if len(events) > 0 {
+			query = "WITH a AS (" + row + ") " + evq.String()
+			args = append(args, evArgs...)
+		}
+		if _, err := s.db().ExecContext(ctx, s.db().Rebind(query), args...); err != nil {
+			return fmt.Errorf("storing assessment: %w", err)
+		}
+		return nil
+	}
 	tx, err := s.db().BeginTxx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("storing assessment: %w", err)
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
-	if err := s.write(ctx, tx, as); err != nil {
-		return err
+	if _, err := tx.ExecContext(ctx, s.db().Rebind(row), args...); err != nil {
+		return fmt.Errorf("storing assessment: %w", err)
 	}
-	ins := s.db().Rebind(`INSERT INTO asset_events (asset_id, at, kind, detail) VALUES (?, ?, ?, ?)`)
-	for _, ev := range events {
-		if _, err := tx.ExecContext(ctx, ins, ev.AssetID, ev.Time, ev.Kind, mustJSON(ev.Detail)); err != nil {
-			return fmt.Errorf("storing assessment events: %w", err)
-		}
+	if _, err := tx.ExecContext(ctx, s.db().Rebind(evq.String()), evArgs...); err != nil {
+		return fmt.Errorf("storing assessment events: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("storing assessment: %w", err)
@@ -93,14 +115,26 @@ func (s *Service) finish(ctx context.Context, as *Assessment, events []inventory
 	return nil
 }
 
-// abandon ends the rows an earlier attempt of a job left running (its
-// worker died or was stopped).
-func (s *Service) abandon(ctx context.Context, jobID int64, attempt int) error {
-	_, err := s.db().ExecContext(ctx, s.db().Rebind(`UPDATE assessments SET state = 'failed', error = ?, finished_at = ?
-		WHERE job_id = ? AND state = 'running' AND attempt < ?`),
-		fmt.Sprintf("worker lost; the job was taken up again as attempt %d", attempt), s.opts.Now(), jobID, attempt)
-	if err != nil {
-		return fmt.Errorf("storing assessment: %w", err)
+// lost records the earlier attempts of a job that left no assessment: their
+// worker died (or was killed) before it could write one.
+func (s *Service) lost(ctx context.Context, as Assessment) error {
+	var have []int
+	if err := s.db().SelectContext(ctx, &have, s.db().Rebind(`SELECT attempt FROM assessments WHERE job_id = ?`), as.JobID); err != nil {
+		return fmt.Errorf("reading earlier attempts: %w", err)
+	}
+	for a := 1; a < as.Attempt; a++ {
+		if slices.Contains(have, a) {
+			continue
+		}
+		l := as
+		l.ID, l.Attempt, l.State = uuid.NewString(), a, "failed"
+		l.Error = fmt.Sprintf("worker lost; the job was taken up again as attempt %d", as.Attempt)
+		// When it began is not known; it ended before this attempt did.
+		l.CreatedAt = as.CreatedAt.Add(-time.Duration(as.Attempt-a) * time.Microsecond)
+		l.StartedAt, l.FinishedAt = nil, &as.CreatedAt
+		if err := s.save(ctx, s.db(), &l); err != nil {
+			return err
+		}
 	}
 	return nil
 }

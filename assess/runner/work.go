@@ -136,21 +136,16 @@ func (s *Service) Assess(ctx context.Context, assetID, trigger string, jobID int
 	addr, _, err := s.pickAddr(sum)
 	if err != nil {
 		as.State, as.Error, as.FinishedAt = "failed", err.Error(), &now
-		if werr := s.insert(ctx, &as); werr != nil {
+		if werr := s.save(ctx, s.db(), &as); werr != nil {
 			return as, werr
 		}
 		return as, err
 	}
 	as.Target = addr.String()
-	if jobID != 0 {
-		// An earlier attempt of this job whose worker died left its row
-		// running: it ends here.
-		if err := s.abandon(ctx, jobID, attempt); err != nil {
+	if jobID != 0 && attempt > 1 {
+		if err := s.lost(ctx, as); err != nil {
 			return as, err
 		}
-	}
-	if err := s.insert(ctx, &as); err != nil {
-		return as, err
 	}
 
 	facts, evidence, cerr := s.opts.Collector.Collect(ctx, Target{AssetID: assetID, Addr: addr, Ports: s.opts.Ports, Hostnames: sum.Hostnames})
@@ -165,7 +160,7 @@ func (s *Service) Assess(ctx context.Context, assetID, trigger string, jobID int
 		// The row must be written even though ctx may be done.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
-		if err := s.update(wctx, &as); err != nil {
+		if err := s.save(wctx, s.db(), &as); err != nil {
 			return as, errors.Join(cerr, err)
 		}
 		return as, cerr

@@ -34,6 +34,10 @@ type Options struct {
 	// PollInterval is how often idle workers look for new jobs (neither
 	// driver here has LISTEN/NOTIFY, so this bounds pick-up latency).
 	PollInterval time.Duration
+	// FetchCooldown is the least time between two fetches of a queue while
+	// jobs keep coming (default 10ms): with W workers a queue starts at
+	// most W jobs per cooldown. Idle queues still wait for PollInterval.
+	FetchCooldown time.Duration
 	// SoftStop is how long running jobs get to finish on Stop before their
 	// contexts are cancelled and they are handed back for a retry.
 	SoftStop time.Duration
@@ -93,6 +97,11 @@ func New(opts Options) (*Queue, error) {
 	if poll <= 0 {
 		poll = 200 * time.Millisecond
 	}
+	cooldown := opts.FetchCooldown
+	if cooldown <= 0 {
+		cooldown = 10 * time.Millisecond
+	}
+	cooldown = min(cooldown, poll)
 	queues := map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: n}}
 	for name, w := range opts.Queues {
 		queues[name] = river.QueueConfig{MaxWorkers: max(w, 1)}
@@ -103,7 +112,7 @@ func New(opts Options) (*Queue, error) {
 		Workers:              workers,
 		PeriodicJobs:         periodic,
 		FetchPollInterval:    poll,
-		FetchCooldown:        min(poll, 100*time.Millisecond),
+		FetchCooldown:        cooldown,
 		SoftStopTimeout:      opts.SoftStop,
 		JobTimeout:           opts.JobTimeout,
 		RescueStuckJobsAfter: opts.RescueAfter,

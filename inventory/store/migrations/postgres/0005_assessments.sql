@@ -28,3 +28,4 @@ CREATE TABLE assessments (
 );
 CREATE INDEX assessments_by_asset ON assessments (asset_id, created_at);
 CREATE INDEX assessments_created ON assessments (created_at);
+CREATE INDEX assessments_by_job ON assessments (job_id);
