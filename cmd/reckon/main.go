@@ -33,6 +33,8 @@ func commands() []command {
 		{"sensor", "find devices passively: a capture file (--read) or a span port (--interface)", runSensor},
 		{"sweep", "sweep targets with nmap once and print the devices (--targets T)", runSweep},
 		{"reconcile", "reconcile the inventory with the configured CMDB once and print the verdicts", runReconcile},
+		{"assess", "assess one host now against the policy and print each check (--target ADDR)", runAssess},
+		{"policy", "check policy files: type-check every expression (check FILE...)", runPolicy},
 		{"version", "print the version", runVersion},
 	}
 }
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 0
 		case errors.Is(err, flag.ErrHelp):
 			return 0
+		case errors.Is(err, errChecksFailed):
+			return 3
 		case errors.Is(err, errUsage):
 			fmt.Fprintf(stderr, "reckon %s: %v\n", c.name, err)
 			return 2

@@ -18,6 +18,7 @@ import (
 	"github.com/riverqueue/river"
 
 	"github.com/reckon-dev/reckon/api"
+	assessrunner "github.com/reckon-dev/reckon/assess/runner"
 	"github.com/reckon-dev/reckon/cmd/reckon/config"
 	"github.com/reckon-dev/reckon/discovery/active/sweep"
 	"github.com/reckon-dev/reckon/inventory/queue"
@@ -99,23 +100,39 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer recon.Close()
+	assessing, err := newAssessor(cfg, st, inv, logger)
+	if err != nil {
+		return err
+	}
+	periodic := append(inv.PeriodicJobs(cfg.Inventory.MaintainEvery), sweeps.PeriodicJobs()...)
+	if assessing != nil {
+		periodic = append(periodic, assessing.svc.PeriodicJobs()...)
+	}
 	q, err := queue.New(queue.Options{
 		Store:        st,
 		Workers:      cfg.Queue.Workers,
-		Queues:       map[string]int{sweep.Queue: cfg.Active.Workers},
+		Queues:       map[string]int{sweep.Queue: cfg.Active.Workers, assessrunner.Queue: cfg.Assess.Workers},
 		PollInterval: cfg.Queue.PollInterval,
 		SoftStop:     cfg.ShutdownGrace,
+		RescueAfter:  rescueAfter(cfg),
 		Heartbeat:    time.Minute,
 		Register: func(ws *river.Workers) {
 			inv.RegisterJobs(ws)
 			sweeps.RegisterJobs(ws)
+			if assessing != nil {
+				assessing.svc.RegisterJobs(ws)
+			}
 		},
-		Periodic:   append(inv.PeriodicJobs(cfg.Inventory.MaintainEvery), sweeps.PeriodicJobs()...),
+		Periodic:   periodic,
 		Logger:     logger,
 		Registerer: reg,
 	})
 	if err != nil {
 		return err
+	}
+	if assessing != nil {
+		assessing.svc.SetClient(q.Client)
+		defer assessing.svc.Close()
 	}
 	sweeps.SetClient(q.Client)
 	if err := sweeps.SyncConfig(ctx, sweepDefinitions(cfg)); err != nil {
@@ -144,6 +161,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv.RegisterInventory(inv, api.InventoryOptions{MaxBatch: cfg.Inventory.MaxBatch})
 	srv.RegisterSweeps(sweeps)
 	srv.RegisterReconciliations(recon, inv)
+	if assessing != nil {
+		srv.RegisterAssessments(assessing.svc, assessing.pol, assessing.name, cfg.Assess.CostLimit)
+	}
 
 	if err := q.Start(ctx); err != nil {
 		return err

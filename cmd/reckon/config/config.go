@@ -213,6 +213,9 @@ type Assess struct {
 	// each native probe connection.
 	PhaseTimeout time.Duration `yaml:"phase_timeout"`
 	ProbeTimeout time.Duration `yaml:"probe_timeout"`
+	// VersionIntensity is nmap's --version-intensity, 0 to 9 (nil: nmap's
+	// 7). Services nmap cannot name cost a timeout per probe up to it.
+	VersionIntensity *int `yaml:"version_intensity"`
 	// NoScripts and NoProbes leave out the NSE scripts or the native Go
 	// probes (nmap -sV alone still runs).
 	NoScripts bool `yaml:"no_scripts"`
@@ -499,6 +502,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			bad("assess.every_by_scope."+sc, "must be positive, got %s", d)
 		}
+	}
+	if a.VersionIntensity != nil && (*a.VersionIntensity < 0 || *a.VersionIntensity > 9) {
+		bad("assess.version_intensity", "must be between 0 and 9, got %d", *a.VersionIntensity)
 	}
 	if a.MaxAttempts < 1 || a.MaxAttempts > 25 {
 		bad("assess.max_attempts", "must be between 1 and 25, got %d", a.MaxAttempts)
