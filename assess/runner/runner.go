@@ -269,6 +269,12 @@ func (s *Service) queueEvents(evs []inventory.Event) {
 		default:
 			continue
 		}
+		// Only hosts with an address inside a scope are ever assessed.
+		if sum, ok := s.opts.Inventory.Lookup(ev.AssetID); !ok {
+			continue
+		} else if _, _, err := s.pickAddr(sum); err != nil {
+			continue
+		}
 		if old, ok := prio[a.AssetID]; !ok || p < old {
 			want[a.AssetID], prio[a.AssetID] = a, p
 		}

@@ -352,17 +352,25 @@ func TestOnePendingJobPerAssetAndCancel(t *testing.T) {
 func TestOutOfScopeNeverProbed(t *testing.T) {
 	st := storetest.Open(t, store.SQLite)
 	r := newRig(t, st, runner.Options{})
+	ctx := context.Background()
 	id := r.see(t, "00:16:3e:00:00:03", "127.0.0.99") // excluded
-	if _, err := r.svc.RunNow(context.Background(), id); !errors.Is(err, runner.ErrOutOfScope) {
+	if _, err := r.svc.RunNow(ctx, id); !errors.Is(err, runner.ErrOutOfScope) {
 		t.Fatalf("run now on an excluded address: %v", err)
 	}
-	// The automatic job ends without probing.
-	list := r.waitFor(t, id, 1)
-	if list[0].State != "failed" || list[0].Target != "" {
-		t.Fatalf("out-of-scope assessment: %+v", list[0])
+	// No job is queued for it either, now or when it is due.
+	other := r.see(t, "00:16:3e:00:00:13", "127.0.0.13")
+	r.waitFor(t, other, 1)
+	if p, err := r.svc.PendingFor(ctx, id); err != nil || p != nil {
+		t.Fatalf("a job for an out-of-scope asset: %+v %v", p, err)
 	}
-	if n := r.coll.calls.Load(); n != 0 {
-		t.Fatalf("collector called %d times for an excluded address", n)
+	if list, _ := r.svc.List(ctx, id, 10); len(list) != 0 {
+		t.Fatalf("assessments of an out-of-scope asset: %+v", list)
+	}
+	if n, err := r.svc.QueueDue(ctx); err != nil || n != 0 {
+		t.Fatalf("due: %d %v", n, err)
+	}
+	if n := r.coll.calls.Load(); n != 1 {
+		t.Fatalf("collector called %d times, want once (the in-scope host)", n)
 	}
 }
 

@@ -1,0 +1,135 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/reckon-dev/reckon/inventory/store/storetest"
+)
+
+func TestPolicyCheckCLI(t *testing.T) {
+	ctx := context.Background()
+	var out, errb bytes.Buffer
+	if code := run(ctx, []string{"policy", "check", "../../configs/policies/baseline.yaml"}, &out, &errb); code != 0 {
+		t.Fatalf("baseline refused (%d): %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "ok, 46 checks") && !strings.Contains(out.String(), "ok,") {
+		t.Fatalf("policy check output: %s", out.String())
+	}
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("checks:\n  - id: ACC-TYPE-001\n    title: t\n    severity: low\n    rationale: r\n    applies: \"true\"\n    expect: \"1 + 'a' == 2\"\n  - id: ACC-FACT-002\n    title: t\n    severity: low\n    rationale: r\n    expect: \"ssh.exists(s, s.kexes.size() > 0)\"\n"), 0o600)
+	out.Reset()
+	errb.Reset()
+	if code := run(ctx, []string{"policy", "check", bad}, &out, &errb); code != 1 {
+		t.Fatalf("a policy with a type error: exit %d", code)
+	}
+	for _, want := range []string{"bad.yaml", "ACC-TYPE-001", "ACC-FACT-002", "kexes"} {
+		if !strings.Contains(errb.String(), want) {
+			t.Fatalf("error output lacks %q: %s", want, errb.String())
+		}
+	}
+	if code := run(ctx, []string{"policy"}, &out, &errb); code != 2 {
+		t.Fatalf("policy without check: exit %d", code)
+	}
+}
+
+// openssl serves TLS on a free loopback port with the given protocol flags.
+func openssl(t *testing.T, cert, key string, flags ...string) string {
+	t.Helper()
+	addr := freePort(t)
+	args := append([]string{"s_server", "-accept", addr, "-cert", cert, "-key", key, "-www", "-quiet"}, flags...)
+	cmd := exec.Command("openssl", args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for range 50 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return addr
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("openssl s_server on %s did not come up", addr)
+	return ""
+}
+
+// reckon assess with real nmap and probes: a TLS 1.0-only service fails TLS
+// checks that a TLS 1.3-only one passes; jsonl has the documented fields.
+func TestAssessCLI(t *testing.T) {
+	for _, p := range []string{"nmap", "openssl"} {
+		if _, err := exec.LookPath(p); err != nil {
+			storetest.RequireIntegration(t, "%s is not installed", p)
+		}
+	}
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "200", "-subj", "/CN=localhost").CombinedOutput(); err != nil {
+		t.Fatalf("openssl req: %v %s", err, out)
+	}
+	weak := openssl(t, cert, key, "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0")
+	strong := openssl(t, cert, key, "-tls1_3")
+	type result struct {
+		Target   string `json:"target"`
+		CheckID  string `json:"check_id"`
+		Title    string `json:"title"`
+		Severity string `json:"severity"`
+		Status   string `json:"status"`
+		Evidence any    `json:"evidence"`
+	}
+	assess := func(addr string) map[string]result {
+		_, port, _ := net.SplitHostPort(addr)
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), []string{"assess", "--target", "127.0.0.1", "--ports", port, "--no-scripts", "--format", "jsonl"}, &out, &errb); code != 0 {
+			t.Fatalf("assess %s: exit %d: %s", addr, code, errb.String())
+		}
+		got := map[string]result{}
+		sc := bufio.NewScanner(&out)
+		for sc.Scan() {
+			var r result
+			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+				t.Fatalf("jsonl line %q: %v", sc.Text(), err)
+			}
+			if r.Target != "127.0.0.1" || r.CheckID == "" || r.Title == "" || r.Severity == "" || r.Status == "" {
+				t.Fatalf("incomplete result: %+v", r)
+			}
+			got[r.CheckID] = r
+		}
+		return got
+	}
+	w, s := assess(weak), assess(strong)
+	if len(w) < 30 {
+		t.Fatalf("%d results", len(w))
+	}
+	for _, id := range []string{"TLS-001", "TLS-003"} {
+		if w[id].Status != "fail" || s[id].Status != "pass" {
+			t.Fatalf("%s: weak %s, strong %s", id, w[id].Status, s[id].Status)
+		}
+	}
+	if w["TLS-001"].Evidence == nil {
+		t.Fatal("a failed check without evidence")
+	}
+	if w["SSH-001"].Status != "not_applicable" {
+		t.Fatalf("an SSH check on a host without SSH: %s", w["SSH-001"].Status)
+	}
+
+	// With a configuration, a target outside its scopes is refused before
+	// anything is sent.
+	cfg := filepath.Join(dir, "reckon.yaml")
+	os.WriteFile(cfg, []byte("data_dir: "+filepath.Join(dir, "data")+"\nscopes:\n  - name: lab\n    allow: [10.99.0.0/16]\n"), 0o600)
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"assess", "--config", cfg, "--target", "127.0.0.1", "--ports", "22"}, &out, &errb); code != 1 ||
+		!strings.Contains(errb.String(), "outside the allowed scopes") {
+		t.Fatalf("out-of-scope target: exit %d, %s", code, errb.String())
+	}
+}
