@@ -351,55 +351,7 @@ func (h *Host) httpsServer(body string) (*Proc, error) {
 // nginx serves body on the host's address and port, with TLS when cert is
 // not nil, from a folder of its own named what.
 func (h *Host) nginx(what string, port uint16, body string, cert *certificate) (*Proc, error) {
-	if !h.IP.IsValid() {
-		return nil, fmt.Errorf("nginx on %s needs an address", h.Name)
-	}
-	dir, err := h.dir(what)
-	if err != nil {
-		return nil, err
-	}
-	listen := fmt.Sprintf("listen %s:%d;", h.IP, port)
-	svc := Service{Port: port, Proto: "tcp", Name: "http", Product: "nginx"}
-	if cert != nil {
-		listen = fmt.Sprintf("listen %s:%d ssl;\n\t\tssl_certificate %s;\n\t\tssl_certificate_key %s;", h.IP, port, cert.CertFile, cert.KeyFile)
-		svc.Name, svc.TLSCertSHA256 = "https", cert.SHA256
-	}
-	var werr errorCollector
-	conf := writeFile(&werr, dir, "nginx.conf", fmt.Sprintf(`# reckon lab
-daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log stderr notice;
-events { worker_connections 64; }
-http {
-	access_log off;
-	client_body_temp_path %[1]s/body;
-	proxy_temp_path %[1]s/proxy;
-	fastcgi_temp_path %[1]s/fastcgi;
-	uwsgi_temp_path %[1]s/uwsgi;
-	scgi_temp_path %[1]s/scgi;
-	server {
-		%[2]s
-		server_name %[4]s;
-		location / {
-			default_type text/plain;
-			return 200 %[3]q;
-		}
-	}
-}
-`, dir, listen, body+"\n", h.Hostname), 0o644)
-	if werr.err != nil {
-		return nil, werr.err
-	}
-	p, err := h.start("nginx", "-p", dir, "-c", conf, "-e", "stderr")
-	if err != nil {
-		return nil, err
-	}
-	if err := h.waitTCP(p, netip.AddrPortFrom(h.IP, port)); err != nil {
-		return nil, err
-	}
-	h.addService(svc)
-	return p, nil
+	return h.nginxWith(what, port, body, nginxSite{Cert: cert})
 }
 
 // certificate is a self-signed TLS certificate in PEM files.
@@ -412,7 +364,21 @@ type certificate struct {
 // selfSigned makes a certificate for hostname and ip, valid from an hour
 // ago for ten years, and writes it and its key into dir.
 func selfSigned(dir, hostname string, ip netip.Addr) (*certificate, error) {
-	key, err := rsa.GenerateKey(cryptorand.Reader, 2048)
+	return makeCert(dir, hostname, ip, certSpec{Bits: 2048, SigAlg: x509.SHA256WithRSA})
+}
+
+// certSpec is a self-signed certificate's RSA key size and signature
+// algorithm.
+type certSpec struct {
+	Bits   int
+	SigAlg x509.SignatureAlgorithm
+}
+
+// makeCert is selfSigned with the key size and signature algorithm of spec
+// (a weak one, RSA 1024 with SHA-1, included). It overwrites the files of
+// an earlier call for dir.
+func makeCert(dir, hostname string, ip netip.Addr, spec certSpec) (*certificate, error) {
+	key, err := rsa.GenerateKey(cryptorand.Reader, spec.Bits)
 	if err != nil {
 		return nil, err
 	}
@@ -432,6 +398,7 @@ func selfSigned(dir, hostname string, ip netip.Addr) (*certificate, error) {
 		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 		BasicConstraintsValid: true,
 		IsCA:                  true,
+		SignatureAlgorithm:    spec.SigAlg,
 	}
 	der, err := x509.CreateCertificate(cryptorand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
