@@ -90,7 +90,7 @@ func Drift(prev, cur *Facts) []DriftEntry {
 			out = append(out, DriftEntry{Kind: DriftPortClosed, Port: k.port, Protocol: k.proto, Before: serviceLabel(q)})
 		}
 	}
-	out = append(out, tlsDrift(prev.TLS, cur.TLS)...)
+	out = append(out, tlsDrift(prev.TLS, cur.TLS, func(port int) bool { return incomplete(prev, port) || incomplete(cur, port) })...)
 	out = append(out, sshDrift(prev.SSH, cur.SSH)...)
 	out = append(out, httpDrift(prev.HTTP, cur.HTTP)...)
 	for _, p := range pairs(prev.FTP, cur.FTP, func(f FTP) int { return f.Port }) {
@@ -173,10 +173,26 @@ func diffSets(a, b []string) (added, removed []string) {
 	return added, removed
 }
 
-func tlsDrift(prev, cur []TLS) []DriftEntry {
+// incomplete: a collector reported that what it saw of the port may be
+// missing parts ("probe incomplete": handshakes that timed out), so lists
+// read there are not compared.
+func incomplete(f *Facts, port int) bool {
+	needle := fmt.Sprintf(":%d: ", port)
+	for _, e := range f.Errors {
+		if strings.Contains(e, needle) && strings.Contains(e, "incomplete") {
+			return true
+		}
+	}
+	return false
+}
+
+func tlsDrift(prev, cur []TLS, partial func(port int) bool) []DriftEntry {
 	var out []DriftEntry
 	for _, p := range pairs(prev, cur, func(t TLS) int { return t.Port }) {
 		a, b := p.a, p.b
+		if partial(p.port) {
+			a.Versions, a.Ciphers = nil, nil
+		}
 		if fa, fb := certID(a.Cert), certID(b.Cert); fa != "" && fb != "" && fa != fb {
 			out = append(out, DriftEntry{Kind: DriftCertChanged, Port: p.port, Protocol: "tcp", Field: "cert",
 				Before: certSummary(a.Cert), After: certSummary(b.Cert), Weaker: weakerCert(a.Cert, b.Cert)})

@@ -96,3 +96,19 @@ func TestDriftMissingFamilyIsNotChange(t *testing.T) {
 		t.Fatalf("drift: %v", d)
 	}
 }
+
+// A TLS probe that lost handshakes (the port's facts are incomplete) gives
+// no version or cipher drift; a certificate change still shows.
+func TestDriftIncompleteTLS(t *testing.T) {
+	cur := host()
+	cur.TLS[0].Ciphers = nil
+	cur.TLS[0].Versions = []string{"TLSv1.3"}
+	cur.Errors = []string{"tls 10.0.0.5:443: 10.0.0.5:443: probe incomplete: 3 of 20 TLS handshakes got no answer"}
+	if d := Drift(host(), cur); len(d) != 0 {
+		t.Fatalf("drift from an incomplete probe: %v", d)
+	}
+	cur.TLS[0].Cert.SHA256 = "cc"
+	if d := Drift(host(), cur); len(d) != 1 || d[0].Kind != DriftCertChanged {
+		t.Fatalf("drift: %v", d)
+	}
+}

@@ -369,7 +369,7 @@ func (c *Collector) probe(ctx context.Context, t runner.Target, ports []assess.P
 		if tls {
 			do(fmt.Sprintf("tls %s", ap), func() (any, error) {
 				r, err := probe.TLS(ctx, ap, o)
-				if err == nil {
+				if err == nil || errors.Is(err, probe.ErrIncomplete) {
 					mu.Lock()
 					pr.tls[p.Port] = r
 					mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -42,7 +43,7 @@ func TLS(ctx context.Context, addr netip.AddrPort, o Options) (assess.TLS, error
 	byVersion := make([]attempt, len(tlsVersions))
 	parallel(len(tlsVersions), func(i int) {
 		v := tlsVersions[i].id
-		byVersion[i] = handshake(ctx, target, o, v, suitesFor(v))
+		byVersion[i] = handshakeRetry(ctx, target, o, v, suitesFor(v))
 	})
 	if err := ctx.Err(); err != nil {
 		return assess.TLS{}, fmt.Errorf("%s: %w", target, err)
@@ -67,7 +68,7 @@ func TLS(ctx context.Context, addr netip.AddrPort, o Options) (assess.TLS, error
 	}
 	bySuite := make([]attempt, len(jobs))
 	parallel(len(jobs), func(i int) {
-		bySuite[i] = handshake(ctx, target, o, tlsVersions[jobs[i].version].id, []uint16{jobs[i].suite})
+		bySuite[i] = handshakeRetry(ctx, target, o, tlsVersions[jobs[i].version].id, []uint16{jobs[i].suite})
 	})
 	if err := ctx.Err(); err != nil {
 		return assess.TLS{}, fmt.Errorf("%s: %w", target, err)
@@ -95,6 +96,16 @@ func TLS(ctx context.Context, addr netip.AddrPort, o Options) (assess.TLS, error
 		}
 	}
 
+	// A handshake the server never answered (a timeout, a reset) says
+	// nothing of the version or suite it offered: the result is incomplete,
+	// and says so rather than report them refused.
+	lost := 0
+	for _, a := range append(slices.Clone(byVersion), bySuite...) {
+		if a.unanswered() {
+			lost++
+		}
+	}
+
 	// The chain from the newest version that showed one.
 	for i := len(byVersion) - 1; i >= 0; i-- {
 		if chain := byVersion[i].state.PeerCertificates; len(chain) > 0 {
@@ -103,7 +114,34 @@ func TLS(ctx context.Context, addr netip.AddrPort, o Options) (assess.TLS, error
 			break
 		}
 	}
+	if lost > 0 {
+		return res, fmt.Errorf("%s: %w: %d of %d TLS handshakes got no answer (tried twice); versions and suites may be missing", target, ErrIncomplete, lost, len(byVersion)+len(bySuite))
+	}
 	return res, nil
+}
+
+// unanswered: the server neither took nor refused the offer, it let the
+// connection or the handshake time out. (A server that closes or resets
+// the connection refuses; some stacks refuse a suite that way.)
+func (a attempt) unanswered() bool {
+	var ne net.Error
+	switch {
+	case a.dialErr != nil:
+		return errors.As(a.dialErr, &ne) && ne.Timeout() || errors.Is(a.dialErr, context.DeadlineExceeded)
+	case a.err != nil && !a.seen:
+		return errors.As(a.err, &ne) && ne.Timeout() || errors.Is(a.err, context.DeadlineExceeded)
+	}
+	return false
+}
+
+// handshakeRetry is handshake, tried once more when the server did not
+// answer the first time (busy servers drop connections).
+func handshakeRetry(ctx context.Context, target string, o Options, version uint16, suites []uint16) attempt {
+	a := handshake(ctx, target, o, version, suites)
+	if a.unanswered() && ctx.Err() == nil {
+		a = handshake(ctx, target, o, version, suites)
+	}
+	return a
 }
 
 // attempt is the outcome of one handshake.

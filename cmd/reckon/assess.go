@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,6 +88,9 @@ type assessResult struct {
 func runAssess(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("assess", flag.ContinueOnError)
 	target := fs.String("target", "", "the address to assess (an IP address)")
+	asset := fs.String("asset", "", "instead of --target: have a running server assess this asset now (--server, --token-file)")
+	wait := fs.Bool("wait", false, "with --asset: wait for the assessment and print its results")
+	cf := addClientFlags(fs)
 	ports := fs.String("ports", "", "ports to assess: a list or ranges, T:/U: prefixes (default: the configuration's, else nmap's top 1000 TCP)")
 	policyPath := fs.String("policy", "", "the policy file (default: the configuration's, else the built-in baseline)")
 	format := fs.String("format", "table", "table, jsonl (one check result per line) or json (the whole assessment: facts, results, evidence)")
@@ -103,6 +107,12 @@ func runAssess(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if *format != "table" && *format != "jsonl" && *format != "json" {
 		return fmt.Errorf("%w: --format must be table, jsonl or json", errUsage)
+	}
+	if *asset != "" {
+		if *target != "" {
+			return fmt.Errorf("%w: --asset and --target exclude each other", errUsage)
+		}
+		return assessOnServer(ctx, cf, *asset, *wait, *format, *failed, stdout, stderr)
 	}
 	addr, err := netip.ParseAddr(strings.TrimSpace(*target))
 	if err != nil {
@@ -167,42 +177,8 @@ func runAssess(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		enc.SetIndent("", "  ")
 		err = enc.Encode(map[string]any{"target": addr.String(), "policy": pol.Name(), "policy_version": pol.Version(),
 			"score": score, "counts": counts, "facts": facts, "results": results, "evidence": evidence})
-	case "jsonl":
-		enc := json.NewEncoder(stdout)
-		for _, r := range results {
-			if err = enc.Encode(assessResult{Target: addr.String(), CheckID: r.CheckID, Title: r.Title, Severity: r.Severity,
-				Status: r.Status, Evidence: r.Evidence, Error: r.Error}); err != nil {
-				break
-			}
-		}
 	default:
-		tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "CHECK\tSEVERITY\tSTATUS\tTITLE\tEVIDENCE")
-		for _, r := range results {
-			if r.Status == assess.NotApplicable && !*verbose {
-				continue
-			}
-			ev := ""
-			if r.Evidence != nil {
-				b, _ := json.Marshal(r.Evidence)
-				ev = string(b)
-			}
-			if r.Error != "" {
-				ev = r.Error
-			}
-			if len(ev) > 80 {
-				ev = ev[:77] + "..."
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.CheckID, r.Severity, r.Status, r.Title, ev)
-		}
-		tw.Flush()
-		sc := "n/a"
-		if score != nil {
-			sc = fmt.Sprintf("%.1f", *score)
-		}
-		fmt.Fprintf(stdout, "\n%s: %d open ports, score %s: %d pass, %d fail, %d error, %d not applicable (%s, %s)\n",
-			addr, len(facts.Ports), sc, counts["pass"], counts["fail"], counts["error"], counts["not_applicable"],
-			pol.Name(), time.Since(started).Round(100*time.Millisecond))
+		err = printResults(stdout, *format, addr.String(), results, counts, score, len(facts.Ports), pol.Name(), *verbose, time.Since(started))
 	}
 	if err != nil {
 		return err
@@ -211,6 +187,121 @@ func runAssess(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return errChecksFailed
 	}
 	return nil
+}
+
+// assessOnServer queues an asset's assessment on a running server and,
+// with wait, prints its results once it ends.
+func assessOnServer(ctx context.Context, cf clientFlags, assetID string, wait bool, format string, failed bool, stdout, stderr io.Writer) error {
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	path := "/api/v1/assets/" + url.PathEscape(assetID) + "/assessments"
+	resp, err := c.post(ctx, path)
+	if err != nil {
+		return err
+	}
+	var q runner.Queued
+	if err := json.Unmarshal(resp.body, &q); err != nil {
+		return fmt.Errorf("the server's answer is not JSON: %v", err)
+	}
+	how := "queued"
+	if q.Duplicate {
+		how = "already queued"
+	}
+	fmt.Fprintf(stderr, "asset %s: assessment %s as job %d\n", assetID, how, q.JobID)
+	if !wait {
+		return nil
+	}
+	var done *runner.Assessment
+	for done == nil {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		resp, err := c.get(ctx, path+"?limit=20")
+		if err != nil {
+			return err
+		}
+		var list struct {
+			Items []runner.Assessment `json:"items"`
+		}
+		if err := json.Unmarshal(resp.body, &list); err != nil {
+			return fmt.Errorf("the server's answer is not JSON: %v", err)
+		}
+		for i, a := range list.Items {
+			if a.JobID == q.JobID && a.State != "running" {
+				done = &list.Items[i]
+				break
+			}
+		}
+	}
+	resp, err = c.get(ctx, "/api/v1/assessments/"+url.PathEscape(done.ID))
+	if err != nil {
+		return err
+	}
+	var as runner.Assessment
+	if err := json.Unmarshal(resp.body, &as); err != nil {
+		return fmt.Errorf("the server's answer is not JSON: %v", err)
+	}
+	if as.State != "succeeded" {
+		return fmt.Errorf("assessment %s %s: %s", as.ID, as.State, as.Error)
+	}
+	if format == "json" {
+		_, err := stdout.Write(resp.body)
+		return err
+	}
+	printResults(stdout, format, as.Target, as.Results, as.Counts, as.Score, len(as.Facts.Ports), as.Policy, false, 0)
+	if failed && as.Counts["fail"] > 0 {
+		return errChecksFailed
+	}
+	return nil
+}
+
+// printResults prints check results as a table or jsonl lines.
+func printResults(w io.Writer, format, target string, results []assess.Result, counts map[string]int, score *float64, ports int, policyName string, verbose bool, took time.Duration) error {
+	if format == "jsonl" {
+		enc := json.NewEncoder(w)
+		for _, r := range results {
+			if err := enc.Encode(assessResult{Target: target, CheckID: r.CheckID, Title: r.Title, Severity: r.Severity,
+				Status: r.Status, Evidence: r.Evidence, Error: r.Error}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CHECK\tSEVERITY\tSTATUS\tTITLE\tEVIDENCE")
+	for _, r := range results {
+		if r.Status == assess.NotApplicable && !verbose {
+			continue
+		}
+		ev := ""
+		if r.Evidence != nil {
+			b, _ := json.Marshal(r.Evidence)
+			ev = string(b)
+		}
+		if r.Error != "" {
+			ev = r.Error
+		}
+		if len(ev) > 80 {
+			ev = ev[:77] + "..."
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.CheckID, r.Severity, r.Status, r.Title, ev)
+	}
+	tw.Flush()
+	sc := "n/a"
+	if score != nil {
+		sc = fmt.Sprintf("%.1f", *score)
+	}
+	tail := policyName
+	if took > 0 {
+		tail += ", " + took.Round(100*time.Millisecond).String()
+	}
+	_, err := fmt.Fprintf(w, "\n%s: %d open ports, score %s: %d pass, %d fail, %d error, %d not applicable (%s)\n",
+		target, ports, sc, counts["pass"], counts["fail"], counts["error"], counts["not_applicable"], tail)
+	return err
 }
 
 // errChecksFailed: `reckon assess --fail` found a failing check (exit 3).

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -131,5 +132,87 @@ func TestAssessCLI(t *testing.T) {
 	if code := run(context.Background(), []string{"assess", "--config", cfg, "--target", "127.0.0.1", "--ports", "22"}, &out, &errb); code != 1 ||
 		!strings.Contains(errb.String(), "outside the allowed scopes") {
 		t.Fatalf("out-of-scope target: exit %d, %s", code, errb.String())
+	}
+}
+
+// reckon serve assesses a new host on its own, and `reckon assess --asset
+// --wait` has it assessed again and prints the results.
+func TestServeAssessesNewHost(t *testing.T) {
+	for _, p := range []string{"nmap", "openssl"} {
+		if _, err := exec.LookPath(p); err != nil {
+			storetest.RequireIntegration(t, "%s is not installed", p)
+		}
+	}
+	dir := t.TempDir()
+	cert, key := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	if out, err := exec.Command("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "200", "-subj", "/CN=localhost").CombinedOutput(); err != nil {
+		t.Fatalf("openssl req: %v %s", err, out)
+	}
+	weak := openssl(t, cert, key, "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0")
+	_, port, _ := net.SplitHostPort(weak)
+	cfg := filepath.Join(dir, "reckon.yaml")
+	os.WriteFile(cfg, []byte("scopes:\n  - name: lo\n    allow: [127.0.0.0/8]\nassess:\n  ports: \""+port+"\"\n  no_scripts: true\n  version_intensity: 2\n"), 0o600)
+	s := serve(t, cleanEnv(), "--config", cfg)
+	tok := s.adminToken()
+	tokFile := filepath.Join(dir, "token")
+	os.WriteFile(tokFile, []byte(tok), 0o600)
+
+	body := `{"batch_id":"b1","observations":[{"source":"passive:arp","time":"` + time.Now().UTC().Format(time.RFC3339) + `","mac":"02:00:00:00:00:01","ip":"127.0.0.1"}]}`
+	req, _ := http.NewRequest("POST", s.url+"/api/v1/observations?wait=true", strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("ingest: %v %v", err, resp)
+	}
+	resp.Body.Close()
+	_, list := s.get("/api/v1/assets", tok)
+	var assets struct {
+		Items []struct {
+			ID string `json:"id"`
+		} `json:"items"`
+	}
+	json.Unmarshal([]byte(list), &assets)
+	if len(assets.Items) != 1 {
+		t.Fatalf("assets: %s", list)
+	}
+	id := assets.Items[0].ID
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		_, body := s.get("/api/v1/assets/"+id+"/assessments", tok)
+		if strings.Contains(body, `"state":"succeeded"`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the new host was not assessed: %s\n%s", body, s.logs())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"assess", "--asset", id, "--wait", "--format", "jsonl", "--server", s.url, "--token-file", tokFile}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("assess --asset: exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "queued as job") {
+		t.Fatalf("stderr: %s", errb.String())
+	}
+	failed := map[string]bool{}
+	sc := bufio.NewScanner(&out)
+	for sc.Scan() {
+		var r struct {
+			CheckID string `json:"check_id"`
+			Status  string `json:"status"`
+		}
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatalf("%q: %v", sc.Text(), err)
+		}
+		failed[r.CheckID] = r.Status == "fail"
+	}
+	if !failed["TLS-001"] {
+		t.Fatalf("TLS-001 does not fail on a TLS 1.0 service: %s", out.String())
+	}
+	_, body = s.get("/api/v1/assets/"+id+"/assessments", tok)
+	if n := strings.Count(body, `"state":"succeeded"`); n != 2 {
+		t.Fatalf("%d succeeded assessments, want 2: %s", n, body)
 	}
 }

@@ -113,7 +113,16 @@ type response struct {
 // get fetches path (with query) and returns a 2xx or 3xx answer; anything
 // else becomes an error of one line.
 func (c *apiClient) get(ctx context.Context, pathQuery string) (*response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+pathQuery, nil)
+	return c.do(ctx, http.MethodGet, pathQuery)
+}
+
+// post sends an empty POST to path and returns a 2xx or 3xx answer.
+func (c *apiClient) post(ctx context.Context, path string) (*response, error) {
+	return c.do(ctx, http.MethodPost, path)
+}
+
+func (c *apiClient) do(ctx context.Context, method, pathQuery string) (*response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+pathQuery, nil)
 	if err != nil {
 		return nil, err
 	}
