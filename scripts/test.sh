@@ -45,6 +45,8 @@ DEB_PACKAGES=(
 	snmp
 	vsftpd
 	openssl
+	# the assessment tests' SMB servers (SMBv1 and signing, weak and hardened)
+	samba
 )
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)

@@ -41,7 +41,7 @@ import (
 const labChildEnv = "RECKON_COLLECT_LAB_REQUEST"
 
 // labPorts are the ports the lab's services use.
-const labPorts = "T:21,22,80,443,8443,U:161"
+const labPorts = "T:21,22,80,443,445,8443,U:161"
 
 type labRequest struct {
 	Target       runner.Target `json:"target"`
@@ -160,7 +160,7 @@ func randomCommunity(t *testing.T) string {
 	return "rk-" + hex.EncodeToString(b)
 }
 
-// A weak host and a hardened one, each with TLS, SSH, HTTP, FTP and SNMP,
+// A weak host and a hardened one, each with TLS, SSH, HTTP, FTP, SNMP and SMB,
 // are told apart by the baseline policy: for every family, some check
 // fails on the weak host and passes on the hardened one.
 func TestAssessWeakAndHardened(t *testing.T) {
@@ -172,12 +172,14 @@ func TestAssessWeakAndHardened(t *testing.T) {
 	weak.HTTPServer("reckon lab: weak")
 	weak.FTPServer(true)
 	weak.SNMPServer("public")
+	weak.SMBServer(true)
 
 	hard.TLSServer(8443, false)
 	hard.SSHServerWith(22, false)
 	hard.HardenedWebServer("reckon lab: hardened")
 	hard.FTPServer(false)
 	hard.SNMPServer(randomCommunity(t))
+	hard.SMBServer(false)
 
 	pol := loadBaseline(t)
 	coll := &labCollector{from: l.Host("scanner"), scope: l.Subnet, dir: t.TempDir(), phaseTimeout: 3 * time.Minute}
@@ -238,7 +240,7 @@ func TestAssessWeakAndHardened(t *testing.T) {
 		}
 	}
 	t.Logf("not applicable on both hosts: %s", strings.Join(both, " "))
-	for _, fam := range []string{"TLS", "CERT", "SSH", "HTTP", "FTP", "SNMP"} {
+	for _, fam := range []string{"TLS", "CERT", "SSH", "HTTP", "FTP", "SNMP", "SMB"} {
 		if len(distinguished[fam]) == 0 {
 			var detail []string
 			for _, id := range ids {

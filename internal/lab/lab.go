@@ -202,6 +202,8 @@ func debPackage(program string) string {
 		return "iputils-ping"
 	case "arping":
 		return "iputils-arping"
+	case "smbd":
+		return "samba"
 	}
 	return program
 }
