@@ -39,7 +39,7 @@ func loadPolicy(path string, costLimit uint64) (*policy.Policy, error) {
 // runPolicy is `reckon policy check FILE...`.
 func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] != "check" {
-		return fmt.Errorf("%w: reckon policy check FILE...", errUsage)
+		return fmt.Errorf("%w: want reckon policy check FILE [FILE]", errUsage)
 	}
 	fs := flag.NewFlagSet("policy check", flag.ContinueOnError)
 	costLimit := fs.Uint64("cost-limit", 0, "CEL cost limit per expression (0: the default)")
@@ -47,7 +47,7 @@ func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	if fs.NArg() == 0 {
-		return fmt.Errorf("%w: reckon policy check FILE...", errUsage)
+		return fmt.Errorf("%w: want reckon policy check FILE [FILE]", errUsage)
 	}
 	var errs []error
 	for _, path := range fs.Args() {

@@ -468,12 +468,7 @@ func (s Spec) args(path, targets, xmlPath string, privileged bool, why string) (
 		opts = append(opts, nmap.WithScripts(s.Scripts...))
 	}
 	if len(s.ScriptArgs) > 0 {
-		keys := slices.Sorted(maps.Keys(s.ScriptArgs))
-		kv := make([]string, 0, len(keys))
-		for _, k := range keys {
-			kv = append(kv, k+"="+s.ScriptArgs[k])
-		}
-		opts = append(opts, nmap.WithCustomArguments("--script-args", strings.Join(kv, ",")))
+		opts = append(opts, nmap.WithScriptArguments(maps.Clone(s.ScriptArgs)))
 	}
 	if s.Timing != nil {
 		opts = append(opts, nmap.WithTimingTemplate(nmap.Timing(*s.Timing)))
