@@ -56,7 +56,7 @@ func (s *Service) work(ctx context.Context, jobID int64, attempt int, a Args) er
 
 	_, err := s.Assess(ctx, a.AssetID, a.Trigger, jobID, attempt)
 	switch {
-	case errors.Is(context.Cause(ctx), errCancelled):
+	case cancelled(ctx):
 		return river.JobCancel(errCancelled)
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrOutOfScope):
 		// Nothing to retry: the asset went, or may not be probed.
@@ -66,6 +66,13 @@ func (s *Service) work(ctx context.Context, jobID int64, attempt int, a Args) er
 }
 
 var errCancelled = errors.New("assessment cancelled")
+
+// cancelled: someone cancelled the job, here (Cancel) or through River
+// from another process.
+func cancelled(ctx context.Context) bool {
+	c := context.Cause(ctx)
+	return errors.Is(c, errCancelled) || errors.Is(c, river.ErrJobCancelledRemotely)
+}
 
 // finished forgets a job, and queues its asset again if it changed while
 // the job ran.
@@ -154,7 +161,7 @@ func (s *Service) Assess(ctx context.Context, assetID, trigger string, jobID int
 	as.FinishedAt = &end
 	if cerr != nil {
 		as.State, as.Error = "failed", cerr.Error()
-		if errors.Is(context.Cause(ctx), errCancelled) {
+		if cancelled(ctx) {
 			as.State, as.Error = "cancelled", "cancelled by request"
 		}
 		// The row must be written even though ctx may be done.
