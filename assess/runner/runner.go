@@ -120,6 +120,7 @@ type Service struct {
 	events chan []inventory.Event
 	stop   chan struct{}
 	done   chan struct{}
+	wg     sync.WaitGroup // requeueAfter's waiters
 }
 
 // New returns a Service; SetClient must follow before jobs are queued.
@@ -215,6 +216,7 @@ func (s *Service) Close() {
 		close(s.stop)
 	}
 	<-s.done
+	s.wg.Wait()
 }
 
 // onEvents runs in the inventory's writer: it only hands the events on.
@@ -314,7 +316,26 @@ func (s *Service) enqueue(ctx context.Context, want map[string]Args, prio map[st
 	for _, id := range ids {
 		params = append(params, river.InsertManyParams{Args: want[id], InsertOpts: s.insertOpts(prio[id])})
 	}
-	return c.InsertMany(ctx, params)
+	res, err := c.InsertMany(ctx, params)
+	if err != nil {
+		return res, err
+	}
+	// A job that runs holds its asset's slot: what arrives meanwhile is
+	// queued once it ends. A job running here does that itself (again);
+	// one that just ended here, or runs elsewhere, is waited for.
+	for i, r := range res {
+		if !r.UniqueSkippedAsDuplicate || r.Job.State != rivertype.JobStateRunning {
+			continue
+		}
+		id := ids[i]
+		s.mu.Lock()
+		here := s.inJob[id]
+		s.mu.Unlock()
+		if !here {
+			s.requeueAfter(r.Job.ID, id, prio[id], want[id].Trigger)
+		}
+	}
+	return res, nil
 }
 
 // Enqueue queues assessments of many assets in one insert (at most one

@@ -476,3 +476,31 @@ func TestCrashChild(t *testing.T) {
 	}
 	select {} // killed here
 }
+
+// A run asked for while the asset's job runs is not lost: it follows once
+// that job ends.
+func TestRunDuringRunFollows(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, st *store.Store) {
+		r := newRig(t, st, runner.Options{})
+		ctx := context.Background()
+		hold := make(chan struct{})
+		began := make(chan netip.Addr, 10)
+		r.coll.mu.Lock()
+		r.coll.hold, r.coll.began = hold, began
+		r.coll.mu.Unlock()
+		id := r.see(t, "00:16:3e:00:00:06", "127.0.0.6")
+		<-began
+		q, err := r.svc.RunNow(ctx, id)
+		if err != nil || !q.Duplicate {
+			t.Fatalf("run now during a run: %+v %v", q, err)
+		}
+		r.coll.mu.Lock()
+		r.coll.hold = nil
+		r.coll.mu.Unlock()
+		close(hold)
+		list := r.waitFor(t, id, 2)
+		if list[0].Trigger != runner.TriggerChanged || list[1].Trigger != runner.TriggerNew || list[0].JobID == list[1].JobID {
+			t.Fatalf("assessments: %+v", list)
+		}
+	})
+}

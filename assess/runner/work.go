@@ -57,6 +57,9 @@ func (s *Service) work(ctx context.Context, jobID int64, attempt int, a Args) er
 	_, err := s.Assess(ctx, a.AssetID, a.Trigger, jobID, attempt)
 	switch {
 	case cancelled(ctx):
+		s.mu.Lock()
+		delete(s.again, a.AssetID) // a cancelled job is not run again
+		s.mu.Unlock()
 		return river.JobCancel(errCancelled)
 	case errors.Is(err, ErrNotFound), errors.Is(err, ErrOutOfScope):
 		// Nothing to retry: the asset went, or may not be probed.
@@ -83,20 +86,54 @@ func (s *Service) finished(jobID int64, assetID string) {
 	p, again := s.again[assetID]
 	delete(s.again, assetID)
 	s.mu.Unlock()
-	if !again {
+	if again {
+		s.requeueAfter(jobID, assetID, p, TriggerChanged)
+	}
+}
+
+// requeueAfter queues the asset again once job jobID is finished: until
+// River marks it so (just after Work returns) it holds the asset's unique
+// slot, and an insert would be skipped as a duplicate.
+func (s *Service) requeueAfter(jobID int64, assetID string, priority int, trigger string) {
+	c := s.clientNow()
+	if c == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	// The running job still holds the unique slot until River marks it
-	// completed, just after Work returns: insert a moment later.
-	opts := s.insertOpts(p)
-	opts.ScheduledAt = s.opts.Now().Add(time.Second)
-	if c := s.clientNow(); c != nil {
-		if _, err := c.Insert(ctx, Args{AssetID: assetID, Trigger: TriggerChanged}, opts); err != nil {
-			s.log.Warn("queueing a changed asset again failed", "asset", assetID, "err", err)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), s.opts.JobTimeout+time.Minute)
+		defer cancel()
+		for {
+			job, err := c.JobGet(ctx, jobID)
+			if err != nil && !errors.Is(err, river.ErrNotFound) {
+				select {
+				case <-ctx.Done():
+					s.log.Warn("queueing an asset again failed", "asset", assetID, "err", err)
+					return
+				case <-s.stop:
+					return
+				case <-time.After(100 * time.Millisecond):
+				}
+				continue
+			}
+			if err == nil && job.FinalizedAt == nil {
+				select {
+				case <-ctx.Done():
+					s.log.Warn("queueing an asset again: its job did not end", "asset", assetID, "job", jobID)
+					return
+				case <-s.stop:
+					return
+				case <-time.After(50 * time.Millisecond):
+				}
+				continue
+			}
+			if _, err := c.Insert(ctx, Args{AssetID: assetID, Trigger: trigger}, s.insertOpts(priority)); err != nil {
+				s.log.Warn("queueing an asset again failed", "asset", assetID, "err", err)
+			}
+			return
 		}
-	}
+	}()
 }
 
 func (s *Service) clientNow() *queue.Client {

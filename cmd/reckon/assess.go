@@ -197,6 +197,30 @@ func assessOnServer(ctx context.Context, cf clientFlags, assetID string, wait bo
 		return err
 	}
 	path := "/api/v1/assets/" + url.PathEscape(assetID) + "/assessments"
+	type list struct {
+		Items []runner.Assessment `json:"items"`
+	}
+	latest := func() (list, error) {
+		var l list
+		resp, err := c.get(ctx, path+"?limit=20")
+		if err != nil {
+			return l, err
+		}
+		if err := json.Unmarshal(resp.body, &l); err != nil {
+			return l, fmt.Errorf("the server's answer is not JSON: %v", err)
+		}
+		return l, nil
+	}
+	// The newest assessment before the request: the one to wait for comes
+	// after it (a job already running when asked is followed by another).
+	before, err := latest()
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	for _, a := range before.Items {
+		seen[a.ID] = true
+	}
 	resp, err := c.post(ctx, path)
 	if err != nil {
 		return err
@@ -220,19 +244,13 @@ func assessOnServer(ctx context.Context, cf clientFlags, assetID string, wait bo
 			return ctx.Err()
 		case <-time.After(time.Second):
 		}
-		resp, err := c.get(ctx, path+"?limit=20")
+		l, err := latest()
 		if err != nil {
 			return err
 		}
-		var list struct {
-			Items []runner.Assessment `json:"items"`
-		}
-		if err := json.Unmarshal(resp.body, &list); err != nil {
-			return fmt.Errorf("the server's answer is not JSON: %v", err)
-		}
-		for i, a := range list.Items {
-			if a.JobID == q.JobID && a.State != "running" {
-				done = &list.Items[i]
+		for i, a := range l.Items {
+			if !seen[a.ID] && a.State != "running" && (a.JobID >= q.JobID || a.JobID == 0) {
+				done = &l.Items[i]
 				break
 			}
 		}
