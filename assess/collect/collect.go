@@ -368,35 +368,17 @@ func (c *Collector) probe(ctx context.Context, t runner.Target, ports []assess.P
 		tls := isTLS(p)
 		if tls {
 			do(fmt.Sprintf("tls %s", ap), func() (any, error) {
-				r, err := probe.TLS(ctx, ap, o)
-				if err == nil || errors.Is(err, probe.ErrIncomplete) {
-					mu.Lock()
-					pr.tls[p.Port] = r
-					mu.Unlock()
-				}
-				return r, err
+				return keep(&mu, pr.tls, p.Port)(probe.TLS(ctx, ap, o))
 			})
 		}
 		if p.Service == "ssh" {
 			do(fmt.Sprintf("ssh %s", ap), func() (any, error) {
-				r, err := probe.SSH(ctx, ap, o)
-				if err == nil || errors.Is(err, probe.ErrIncomplete) {
-					mu.Lock()
-					pr.ssh[p.Port] = r
-					mu.Unlock()
-				}
-				return r, err
+				return keep(&mu, pr.ssh, p.Port)(probe.SSH(ctx, ap, o))
 			})
 		}
 		if isHTTP(p) {
 			do(fmt.Sprintf("http %s", ap), func() (any, error) {
-				r, err := probe.HTTP(ctx, ap, tls, o)
-				if err == nil {
-					mu.Lock()
-					pr.http[p.Port] = r
-					mu.Unlock()
-				}
-				return r, err
+				return keep(&mu, pr.http, p.Port)(probe.HTTP(ctx, ap, tls, o))
 			})
 		}
 		// A service nmap could not name (or at a low version intensity
@@ -413,6 +395,19 @@ func (c *Collector) probe(ctx context.Context, t runner.Target, ports []assess.P
 		pr.transcript = nil
 	}
 	return pr
+}
+
+// keep returns a function that files a probe's result under its port when
+// it is usable (complete, or incomplete and saying so) and passes both on.
+func keep[T any](mu *sync.Mutex, into map[int]T, port int) func(T, error) (any, error) {
+	return func(r T, err error) (any, error) {
+		if err == nil || errors.Is(err, probe.ErrIncomplete) {
+			mu.Lock()
+			into[port] = r
+			mu.Unlock()
+		}
+		return r, err
+	}
 }
 
 // identify probes an unnamed service: TLS first (unless nmap already saw
