@@ -215,4 +215,51 @@ func TestServeAssessesNewHost(t *testing.T) {
 	if n := strings.Count(body, `"state":"succeeded"`); n != 2 {
 		t.Fatalf("%d succeeded assessments, want 2: %s", n, body)
 	}
+
+	// The failing checks became alerts; work one through the CLI.
+	client := []string{"--server", s.url, "--token-file", tokFile}
+	alertsCmd := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := run(context.Background(), append(append(args[:2:2], client...), args[2:]...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	var tlsAlert string
+	deadline = time.Now().Add(30 * time.Second)
+	for tlsAlert == "" {
+		code, out, errs := alertsCmd("alerts", "list", "--kind", "check_failed", "--format", "jsonl")
+		if code != 0 {
+			t.Fatalf("alerts list: %d %s", code, errs)
+		}
+		for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+			var a struct {
+				ID, CheckID, AssetID, Workflow string
+			}
+			var raw map[string]any
+			if json.Unmarshal([]byte(line), &raw) != nil {
+				continue
+			}
+			a.ID, _ = raw["id"].(string)
+			a.CheckID, _ = raw["check_id"].(string)
+			a.AssetID, _ = raw["asset_id"].(string)
+			if a.CheckID == "TLS-001" && a.AssetID == id {
+				tlsAlert = a.ID
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no TLS-001 alert: %s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if code, out, errs := alertsCmd("alerts", "ack", "--note", "on it", tlsAlert); code != 0 || !strings.Contains(out, "triage") {
+		t.Fatalf("ack: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := alertsCmd("alerts", "close", "--resolution", "fixed", tlsAlert); code != 1 || !strings.Contains(errs, "cleared") {
+		t.Fatalf("close as fixed while firing: %d %s", code, errs)
+	}
+	if code, out, errs := alertsCmd("alerts", "close", "--resolution", "true_positive", "--note", "legacy box", tlsAlert); code != 0 || !strings.Contains(out, "closed (true_positive)") {
+		t.Fatalf("close: %d %s %s", code, out, errs)
+	}
+	if code, out, errs := alertsCmd("alerts", "show", tlsAlert); code != 0 || !strings.Contains(out, "legacy box") || !strings.Contains(out, "on it") {
+		t.Fatalf("show: %d %s %s", code, out, errs)
+	}
 }

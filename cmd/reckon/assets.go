@@ -121,10 +121,30 @@ func (c *apiClient) post(ctx context.Context, path string) (*response, error) {
 	return c.do(ctx, http.MethodPost, path)
 }
 
-func (c *apiClient) do(ctx context.Context, method, pathQuery string) (*response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+pathQuery, nil)
+// postJSON sends body as JSON to path and returns a 2xx or 3xx answer.
+func (c *apiClient) postJSON(ctx context.Context, path string, body any) (*response, error) {
+	b, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
+	}
+	return c.send(ctx, http.MethodPost, path, b)
+}
+
+func (c *apiClient) do(ctx context.Context, method, pathQuery string) (*response, error) {
+	return c.send(ctx, method, pathQuery, nil)
+}
+
+func (c *apiClient) send(ctx context.Context, method, pathQuery string, body []byte) (*response, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+pathQuery, rd)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", "Bearer "+c.token)
 	req.Header.Set("Accept", "application/json")
@@ -138,14 +158,14 @@ func (c *apiClient) do(ctx context.Context, method, pathQuery string) (*response
 		return nil, fmt.Errorf("cannot reach the reckon server at %s: %s", c.base, oneLine(err.Error()))
 	}
 	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	answer, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
 	if err != nil {
 		return nil, fmt.Errorf("reading the answer of %s: %v", c.base, err)
 	}
 	if resp.StatusCode >= 200 && resp.StatusCode < 400 {
-		return &response{status: resp.StatusCode, location: resp.Header.Get("Location"), body: body}, nil
+		return &response{status: resp.StatusCode, location: resp.Header.Get("Location"), body: answer}, nil
 	}
-	return nil, httpError(resp, body)
+	return nil, httpError(resp, answer)
 }
 
 // apiProblem is an application/problem+json body.

@@ -34,6 +34,7 @@ func commands() []command {
 		{"sweep", "sweep targets with nmap once and print the devices (--targets T)", runSweep},
 		{"reconcile", "reconcile the inventory with the configured CMDB once and print the verdicts", runReconcile},
 		{"assess", "assess one host now against the policy and print each check (--target ADDR)", runAssess},
+		{"alerts", "list, show and work the alerts of a running server (list|show|ack|escalate|close)", runAlerts},
 		{"policy", "check policy files: type-check every expression (check FILE...)", runPolicy},
 		{"version", "print the version", runVersion},
 	}

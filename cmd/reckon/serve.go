@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/riverqueue/river"
 
+	"github.com/reckon-dev/reckon/alert"
 	"github.com/reckon-dev/reckon/api"
 	assessrunner "github.com/reckon-dev/reckon/assess/runner"
 	"github.com/reckon-dev/reckon/cmd/reckon/config"
@@ -161,9 +162,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	srv.RegisterInventory(inv, api.InventoryOptions{MaxBatch: cfg.Inventory.MaxBatch})
 	srv.RegisterSweeps(sweeps)
 	srv.RegisterReconciliations(recon, inv)
+	var assessSvc *assessrunner.Service
 	if assessing != nil {
 		srv.RegisterAssessments(assessing.svc, assessing.pol, assessing.name, cfg.Assess.CostLimit)
+		assessSvc = assessing.svc
 	}
+	alerts := alert.New(alert.Options{Store: st, Logger: logger.With("component", "alerts")})
+	srv.RegisterAlerts(alerts, inv, assessSvc)
 
 	if err := q.Start(ctx); err != nil {
 		return err
@@ -175,6 +180,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	go recon.Schedule(sensorCtx, cfg.CMDB.Every, cfg.CMDB.IncrementalEvery)
+	feeder := alert.NewFeeder(alert.FeederOptions{Store: st, Alerts: alerts, Logger: logger.With("component", "alerts")})
+	feedDone := make(chan struct{})
+	go func() { defer close(feedDone); feeder.Run(sensorCtx) }()
+	defer func() { stopSensors(); <-feedDone }()
 	logger.Info("reckon serving", "version", versionString(), "listen", ln.Addr().String(),
 		"store", st.Kind, "database", st.Where(), "startup", time.Since(started).Round(time.Millisecond))
 
