@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/reckon-dev/reckon/alert"
+	alertroute "github.com/reckon-dev/reckon/alert/route"
 	"github.com/reckon-dev/reckon/api"
 	"github.com/reckon-dev/reckon/api/apitest"
 	"github.com/reckon-dev/reckon/discovery"
@@ -122,6 +123,67 @@ func TestAlertsAPI(t *testing.T) {
 		}
 		if len(cx.Notes) != 2 || cx.Notes[0].Note != "looking" || !strings.HasPrefix(cx.Notes[0].By, "token:") {
 			t.Fatalf("notes: %+v", cx.Notes)
+		}
+	})
+}
+
+// Silences: made by operators with matchers, an end and a reason; listed
+// while active; ended early by DELETE.
+func TestSilencesAPI(t *testing.T) {
+	storetest.ForEach(t, func(t *testing.T, s *store.Store) {
+		b := setup(t, s)
+		b.srv.RegisterSilences(alertroute.NewSilences(s))
+		b.client = apitest.New(t, b.srv.Handler())
+		c := b.client.WithToken(b.admin)
+		viewer := b.client.WithToken(b.token(t, "v", api.RoleViewer))
+		ends := time.Now().Add(2 * time.Hour).UTC().Format(time.RFC3339)
+		body := map[string]any{"matchers": map[string]any{"kind": []string{"drift"}, "network": []string{"10.9.0.0/16"}}, "ends_at": ends, "comment": "maintenance window"}
+		if r := viewer.Do("POST", "/api/v1/silences", body); r.Status != 403 {
+			t.Fatalf("a viewer silenced: %d", r.Status)
+		}
+		if r := c.Do("POST", "/api/v1/silences", map[string]any{"matchers": map[string]any{}, "ends_at": ends, "comment": "all"}); r.Status != 422 {
+			t.Fatalf("a silence of everything: %d %s", r.Status, r.Body)
+		}
+		if r := c.Do("POST", "/api/v1/silences", map[string]any{"matchers": map[string]any{"kind": []string{"drift"}}, "comment": "x"}); r.Status != 400 {
+			t.Fatalf("no end: %d", r.Status)
+		}
+		var sl struct {
+			ID       string `json:"id"`
+			Active   bool   `json:"active"`
+			Matchers struct {
+				Network []string `json:"network"`
+			} `json:"matchers"`
+		}
+		r := c.Do("POST", "/api/v1/silences", body)
+		if r.Status != 201 {
+			t.Fatalf("create: %d %s", r.Status, r.Body)
+		}
+		r.JSON(t, &sl)
+		if !sl.Active || len(sl.Matchers.Network) != 1 || sl.Matchers.Network[0] != "10.9.0.0/16" {
+			t.Fatalf("silence: %s", r.Body)
+		}
+		var list struct {
+			Items []struct {
+				ID string `json:"id"`
+			} `json:"items"`
+		}
+		viewer.Do("GET", "/api/v1/silences", nil).JSON(t, &list)
+		if len(list.Items) != 1 {
+			t.Fatalf("active silences: %+v", list)
+		}
+		if r := c.Do("DELETE", "/api/v1/silences/"+sl.ID, nil); r.Status != 200 {
+			t.Fatalf("expire: %d %s", r.Status, r.Body)
+		}
+		viewer.Do("GET", "/api/v1/silences", nil).JSON(t, &list)
+		if len(list.Items) != 0 {
+			t.Fatalf("active after expiry: %+v", list)
+		}
+		viewer.Do("GET", "/api/v1/silences?ended=true", nil).JSON(t, &list)
+		if len(list.Items) != 1 {
+			t.Fatalf("all silences: %+v", list)
+		}
+		if r := c.Do("DELETE", "/api/v1/silences/nope", nil); r.Status != 404 {
+			t.Fatalf("expire a missing silence: %d", r.Status)
 		}
 	})
 }

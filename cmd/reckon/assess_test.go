@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/reckon-dev/reckon/alert/notify"
 	"github.com/reckon-dev/reckon/inventory/store/storetest"
 )
 
@@ -150,8 +153,34 @@ func TestServeAssessesNewHost(t *testing.T) {
 	}
 	weak := openssl(t, cert, key, "-tls1", "-cipher", "DEFAULT:@SECLEVEL=0")
 	_, port, _ := net.SplitHostPort(weak)
+	// A webhook receiver that checks reckon's signature.
+	type hooked struct {
+		Notifications []struct {
+			AlertID string         `json:"alert_id"`
+			Kind    string         `json:"kind"`
+			Team    string         `json:"team"`
+			Event   string         `json:"event"`
+			Detail  map[string]any `json:"detail"`
+			AssetID string         `json:"asset_id"`
+		} `json:"notifications"`
+	}
+	got := make(chan hooked, 100)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if err := notify.Verify("s3cret", r.Header.Get(notify.HeaderTimestamp), string(body), r.Header.Get(notify.HeaderSignature), time.Minute); err != nil {
+			http.Error(w, err.Error(), http.StatusUnauthorized)
+			return
+		}
+		var h hooked
+		json.Unmarshal(body, &h)
+		got <- h
+	}))
+	defer hook.Close()
+	os.WriteFile(filepath.Join(dir, "hook.secret"), []byte("s3cret\n"), 0o600)
 	cfg := filepath.Join(dir, "reckon.yaml")
-	os.WriteFile(cfg, []byte("scopes:\n  - name: lo\n    allow: [127.0.0.0/8]\nassess:\n  ports: \""+port+"\"\n  no_scripts: true\n  version_intensity: 2\n"), 0o600)
+	os.WriteFile(cfg, []byte("scopes:\n  - name: lo\n    allow: [127.0.0.0/8]\nassess:\n  ports: \""+port+"\"\n  no_scripts: true\n  version_intensity: 2\n"+
+		"alerts:\n  route:\n    team: secops\n    receivers: [hook]\n    group_wait: 1s\n    routes:\n      - match: {family: [tls]}\n        team: tls-team\n"+
+		"  receivers:\n    - name: hook\n      webhook: {url: \""+hook.URL+"\", secret_file: hook.secret}\n"), 0o600)
 	s := serve(t, cleanEnv(), "--config", cfg)
 	tok := s.adminToken()
 	tokFile := filepath.Join(dir, "token")
@@ -261,5 +290,23 @@ func TestServeAssessesNewHost(t *testing.T) {
 	}
 	if code, out, errs := alertsCmd("alerts", "show", tlsAlert); code != 0 || !strings.Contains(out, "legacy box") || !strings.Contains(out, "on it") {
 		t.Fatalf("show: %d %s %s", code, out, errs)
+	}
+
+	// The webhook got the TLS alert, routed to the TLS team, signed.
+	timeout := time.After(30 * time.Second)
+	for found := false; !found; {
+		select {
+		case h := <-got:
+			for _, n := range h.Notifications {
+				if n.AlertID == tlsAlert {
+					if n.Team != "tls-team" || n.Kind != "check_failed" || n.Event != "opened" || n.AssetID != id {
+						t.Fatalf("notification: %+v", n)
+					}
+					found = true
+				}
+			}
+		case <-timeout:
+			t.Fatalf("the webhook never got alert %s", tlsAlert)
+		}
 	}
 }

@@ -168,7 +168,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		assessSvc = assessing.svc
 	}
 	alerts := alert.New(alert.Options{Store: st, Logger: logger.With("component", "alerts")})
+	alerting, err := newAlerting(cfg, st, alerts, inv, logger, reg)
+	if err != nil {
+		return err
+	}
 	srv.RegisterAlerts(alerts, inv, assessSvc)
+	srv.RegisterSilences(alerting.silences)
 
 	if err := q.Start(ctx); err != nil {
 		return err
@@ -180,10 +185,15 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	go recon.Schedule(sensorCtx, cfg.CMDB.Every, cfg.CMDB.IncrementalEvery)
-	feeder := alert.NewFeeder(alert.FeederOptions{Store: st, Alerts: alerts, Logger: logger.With("component", "alerts")})
+	waitAlerting, err := alerting.start(sensorCtx, alerts)
+	if err != nil {
+		return err
+	}
+	feeder := alert.NewFeeder(alert.FeederOptions{Store: st, Alerts: alerts, Logger: logger.With("component", "alerts"),
+		OnChanges: func(ch []alert.Change) { alerting.router.Handle(sensorCtx, ch) }})
 	feedDone := make(chan struct{})
 	go func() { defer close(feedDone); feeder.Run(sensorCtx) }()
-	defer func() { stopSensors(); <-feedDone }()
+	defer func() { stopSensors(); <-feedDone; waitAlerting() }()
 	logger.Info("reckon serving", "version", versionString(), "listen", ln.Addr().String(),
 		"store", st.Kind, "database", st.Where(), "startup", time.Since(started).Round(time.Millisecond))
 

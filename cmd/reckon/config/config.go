@@ -50,6 +50,9 @@ type Config struct {
 	// Assess configures configuration assessment: the queue of hosts to
 	// assess, the collectors and the policy.
 	Assess Assess `yaml:"assess"`
+	// Alerts configures who gets which alert (the routing tree) and how
+	// they are told (receivers: webhooks, syslog).
+	Alerts Alerts `yaml:"alerts"`
 	// MemoryLimit is a soft limit on the process's memory (1400MiB, 2GiB):
 	// the Go runtime collects garbage harder as it nears it. Empty: none
 	// (unless GOMEMLIMIT is set).
@@ -179,6 +182,64 @@ type Active struct {
 	ChunkTimeout time.Duration `yaml:"chunk_timeout"`
 	// Nmap is the nmap binary; empty finds it on PATH.
 	Nmap string `yaml:"nmap"`
+}
+
+// Alerts configures alert routing and notification.
+type Alerts struct {
+	Route     AlertRoute      `yaml:"route"`
+	Receivers []AlertReceiver `yaml:"receivers"`
+}
+
+// AlertRoute is a node of the routing tree: alerts matching Match go to
+// the first child that matches too (and later ones with continue), else
+// to this node's team and receivers; children inherit what they leave empty.
+type AlertRoute struct {
+	Match          AlertMatch    `yaml:"match"`
+	Team           string        `yaml:"team"`
+	Receivers      []string      `yaml:"receivers"`
+	Continue       bool          `yaml:"continue"`
+	GroupBy        []string      `yaml:"group_by"`
+	GroupWait      time.Duration `yaml:"group_wait"`
+	GroupInterval  time.Duration `yaml:"group_interval"`
+	RepeatInterval time.Duration `yaml:"repeat_interval"`
+	Routes         []AlertRoute  `yaml:"routes"`
+}
+
+// AlertMatch: every field given must hold; values within a field are
+// alternatives.
+type AlertMatch struct {
+	Severity     []string `yaml:"severity"`
+	Kind         []string `yaml:"kind"`
+	Family       []string `yaml:"family"`
+	CheckID      []string `yaml:"check_id"`
+	Site         []string `yaml:"site"`
+	Network      []string `yaml:"network"`
+	BusinessUnit []string `yaml:"business_unit"`
+	Owner        []string `yaml:"owner"`
+	DeviceType   []string `yaml:"device_type"`
+}
+
+// AlertReceiver is where notifications go: a webhook (JSON, signed with
+// HMAC-SHA256 when secret_file is set) or syslog (RFC 5424 with a CEF
+// payload, for a SIEM).
+type AlertReceiver struct {
+	Name    string        `yaml:"name"`
+	Webhook *AlertWebhook `yaml:"webhook"`
+	Syslog  *AlertSyslog  `yaml:"syslog"`
+}
+
+// AlertWebhook is a webhook receiver.
+type AlertWebhook struct {
+	URL        string        `yaml:"url"`
+	SecretFile string        `yaml:"secret_file"`
+	Timeout    time.Duration `yaml:"timeout"`
+}
+
+// AlertSyslog is a syslog receiver.
+type AlertSyslog struct {
+	Network  string `yaml:"network"` // udp, tcp or tls
+	Addr     string `yaml:"addr"`    // host:port
+	Facility int    `yaml:"facility"`
 }
 
 // Assess configures configuration assessment.
@@ -349,6 +410,11 @@ func Load(path string, env []string) (Config, error) {
 		cfg.CMDB.TokenFile = relativeTo(dir, cfg.CMDB.TokenFile)
 		cfg.CMDB.CAFile = relativeTo(dir, cfg.CMDB.CAFile)
 		cfg.Assess.Policy = relativeTo(dir, cfg.Assess.Policy)
+		for i := range cfg.Alerts.Receivers {
+			if w := cfg.Alerts.Receivers[i].Webhook; w != nil {
+				w.SecretFile = relativeTo(dir, w.SecretFile)
+			}
+		}
 	}
 	if err := applyEnv(&cfg, env); err != nil {
 		return cfg, err
@@ -512,6 +578,50 @@ func (c *Config) Validate() error {
 	if a.RescueAfter != 0 && a.RescueAfter <= a.JobTimeout {
 		bad("assess.rescue_after", "must exceed assess.job_timeout (%s), got %s", a.JobTimeout, a.RescueAfter)
 	}
+	receivers := map[string]bool{}
+	for i, r := range c.Alerts.Receivers {
+		key := fmt.Sprintf("alerts.receivers[%d]", i)
+		switch {
+		case r.Name == "":
+			bad(key+".name", "required")
+		case receivers[r.Name]:
+			bad(key+".name", "%q names two receivers", r.Name)
+		case (r.Webhook == nil) == (r.Syslog == nil):
+			bad(key, "give one of webhook or syslog")
+		case r.Webhook != nil:
+			if u, err := url.Parse(r.Webhook.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				bad(key+".webhook.url", "%q is not an http(s) URL", r.Webhook.URL)
+			}
+		case r.Syslog != nil:
+			if r.Syslog.Network != "udp" && r.Syslog.Network != "tcp" && r.Syslog.Network != "tls" {
+				bad(key+".syslog.network", "must be udp, tcp or tls, got %q", r.Syslog.Network)
+			}
+			if _, _, err := net.SplitHostPort(r.Syslog.Addr); err != nil {
+				bad(key+".syslog.addr", "want host:port, got %q", r.Syslog.Addr)
+			}
+		}
+		receivers[r.Name] = true
+	}
+	var checkRoute func(path string, r AlertRoute)
+	checkRoute = func(path string, r AlertRoute) {
+		for _, n := range r.Receivers {
+			if !receivers[n] {
+				bad(path+".receivers", "%q is not a receiver under alerts.receivers", n)
+			}
+		}
+		for j, n := range r.Match.Network {
+			if _, err := netipParsePrefix(n); err != nil {
+				bad(fmt.Sprintf("%s.match.network[%d]", path, j), "%q is not a CIDR prefix", n)
+			}
+		}
+		if r.GroupWait < 0 || r.GroupInterval < 0 || r.RepeatInterval < 0 {
+			bad(path, "group_wait, group_interval and repeat_interval must not be negative")
+		}
+		for j, c := range r.Routes {
+			checkRoute(fmt.Sprintf("%s.routes[%d]", path, j), c)
+		}
+	}
+	checkRoute("alerts.route", c.Alerts.Route)
 	scopes := map[string]bool{}
 	for i, sc := range c.Scopes {
 		key := fmt.Sprintf("scopes[%d]", i)
