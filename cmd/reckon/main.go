@@ -35,6 +35,7 @@ func commands() []command {
 		{"reconcile", "reconcile the inventory with the configured CMDB once and print the verdicts", runReconcile},
 		{"assess", "assess one host now against the policy and print each check (--target ADDR)", runAssess},
 		{"alerts", "list, show and work the alerts of a running server (list|show|ack|escalate|close)", runAlerts},
+		{"report", "reports on the alert process: time to detect, acknowledge, resolve; false-positive and regression rates (NAME; --format table|csv|json)", runReport},
 		{"policy", "check policy files: type-check every expression (check FILE...)", runPolicy},
 		{"version", "print the version", runVersion},
 	}

@@ -174,6 +174,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	srv.RegisterAlerts(alerts, inv, assessSvc)
 	srv.RegisterSilences(alerting.silences)
+	srv.RegisterReports(st)
 
 	if err := q.Start(ctx); err != nil {
 		return err
