@@ -620,3 +620,33 @@ func decodeCursor(c string) (time.Time, string, error) {
 	}
 	return time.Unix(0, n).UTC(), id, nil
 }
+
+// Sync makes the firing alerts of one kind those of current: the signals
+// in current fire, and every alert of the kind that fires now but is not in
+// current clears. Sources that see a whole state at once use it (the CMDB
+// records found stale, reckon's own health).
+func (s *Store) Sync(ctx context.Context, kind Kind, current []Signal) ([]Change, error) {
+	want := map[string]bool{}
+	signals := make([]Signal, 0, len(current))
+	for _, sig := range current {
+		sig.Kind, sig.Firing = kind, true
+		want[Fingerprint(sig)] = true
+		signals = append(signals, sig)
+	}
+	var rows []struct {
+		AssetID string `db:"asset_id"`
+		CheckID string `db:"check_id"`
+		Key     string `db:"key"`
+	}
+	if err := s.db().SelectContext(ctx, &rows, s.db().Rebind(`SELECT asset_id, check_id, key FROM alerts WHERE kind = ? AND condition = ?`),
+		string(kind), string(Firing)); err != nil {
+		return nil, fmt.Errorf("reading %s alerts: %w", kind, err)
+	}
+	for _, r := range rows {
+		sig := Signal{Kind: kind, AssetID: r.AssetID, CheckID: r.CheckID, Key: r.Key}
+		if !want[Fingerprint(sig)] {
+			signals = append(signals, sig)
+		}
+	}
+	return s.Observe(ctx, signals)
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"github.com/reckon-dev/reckon/alert/notify"
 	"github.com/reckon-dev/reckon/alert/route"
 	"github.com/reckon-dev/reckon/cmd/reckon/config"
+	"github.com/reckon-dev/reckon/cmdb/runner"
 	"github.com/reckon-dev/reckon/inventory"
 	"github.com/reckon-dev/reckon/inventory/store"
 )
@@ -142,4 +144,110 @@ func (a *alerting) start(ctx context.Context, alerts *alert.Store) (wait func(),
 			d.Stop()
 		}
 	}, nil
+}
+
+// watchSources syncs the alert kinds that are a whole state rather than
+// events, every minute: the CMDB records the last reconciliation found
+// stale, and reckon's own health (a CMDB that the last run could not read,
+// a sweep whose last run failed, an assessment backlog over its limit).
+func (a *alerting) watchSources(ctx context.Context, cfg config.Config, st *store.Store, alerts *alert.Store, recon *runner.Service, logger *slog.Logger) {
+	log := logger.With("component", "alerts")
+	sync := func() {
+		if recon != nil {
+			items, run, err := recon.Stale(ctx)
+			if err == nil {
+				var sigs []alert.Signal
+				for _, ci := range items {
+					sigs = append(sigs, alert.Signal{Severity: alert.SeverityLow, Key: "ci " + ci.ID,
+						Title: "CMDB record not seen on the network: " + ci.Name,
+						Detail: map[string]any{"ci": ci, "run_id": run.ID}})
+				}
+				a.handle(ctx, alerts, alert.KindStale, sigs, log)
+			} else if !errors.Is(err, runner.ErrNotFound) {
+				log.Warn("alerts: reading stale CMDB records failed", "err", err)
+			}
+		}
+		sigs, err := healthSignals(ctx, cfg, st)
+		if err != nil {
+			log.Warn("alerts: reading reckon's health failed", "err", err)
+			return
+		}
+		a.handle(ctx, alerts, alert.KindHealth, sigs, log)
+	}
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		sync()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (a *alerting) handle(ctx context.Context, alerts *alert.Store, kind alert.Kind, sigs []alert.Signal, log *slog.Logger) {
+	ch, err := alerts.Sync(ctx, kind, sigs)
+	if err != nil {
+		log.Warn("alerts: syncing "+string(kind)+" alerts failed", "err", err)
+		return
+	}
+	a.router.Handle(ctx, ch)
+}
+
+// healthSignals are reckon's own failures as alert signals.
+func healthSignals(ctx context.Context, cfg config.Config, st *store.Store) ([]alert.Signal, error) {
+	db := st.DB
+	var out []alert.Signal
+	if cfg.CMDB.Kind != "" {
+		var last []struct {
+			ID     string `db:"id"`
+			State  string `db:"state"`
+			Errors string `db:"errors"`
+		}
+		if err := db.SelectContext(ctx, &last, `SELECT id, state, errors FROM reconciliations
+			WHERE state IN ('succeeded', 'partial', 'failed') AND dry_run = `+boolFalse(st)+` ORDER BY created_at DESC LIMIT 1`); err != nil {
+			return nil, err
+		}
+		if len(last) == 1 && last[0].State == "failed" {
+			out = append(out, alert.Signal{Severity: alert.SeverityHigh, Key: "cmdb", Title: "The CMDB could not be read: reconciliation failed",
+				Detail: map[string]any{"reconciliation": last[0].ID, "errors": last[0].Errors}})
+		}
+	}
+	var sweeps []struct {
+		Name    string `db:"name"`
+		State   string `db:"state"`
+		Failure string `db:"failure"`
+		RunID   string `db:"id"`
+	}
+	if err := db.SelectContext(ctx, &sweeps, `SELECT s.name, r.state, r.failure, r.id FROM sweep_runs r JOIN sweeps s ON s.id = r.sweep_id
+		WHERE r.state IN ('succeeded', 'failed') AND r.created_at = (SELECT MAX(r2.created_at) FROM sweep_runs r2
+		WHERE r2.sweep_id = r.sweep_id AND r2.state IN ('succeeded', 'failed'))`); err != nil {
+		return nil, err
+	}
+	for _, s := range sweeps {
+		if s.State == "failed" {
+			out = append(out, alert.Signal{Severity: alert.SeverityHigh, Key: "sweep " + s.Name, Title: "Sweep " + s.Name + " failed: discovery is blind there",
+				Detail: map[string]any{"sweep": s.Name, "run": s.RunID, "failure": s.Failure}})
+		}
+	}
+	if cfg.AssessEnabled() {
+		var backlog int
+		if err := db.GetContext(ctx, &backlog, `SELECT COUNT(*) FROM river_job WHERE kind = 'assess.host' AND state IN ('available', 'retryable')`); err != nil {
+			return nil, err
+		}
+		if limit := cfg.Assess.BacklogLimit; backlog > limit {
+			out = append(out, alert.Signal{Severity: alert.SeverityMedium, Key: "assessment backlog",
+				Title:  fmt.Sprintf("%d hosts wait for assessment (limit %d): add workers or narrow the ports", backlog, limit),
+				Detail: map[string]any{"waiting": backlog, "limit": limit}})
+		}
+	}
+	return out, nil
+}
+
+func boolFalse(st *store.Store) string {
+	if st.Kind == store.Postgres {
+		return "false"
+	}
+	return "0"
 }

@@ -192,9 +192,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	feeder := alert.NewFeeder(alert.FeederOptions{Store: st, Alerts: alerts, Logger: logger.With("component", "alerts"),
 		OnChanges: func(ch []alert.Change) { alerting.router.Handle(sensorCtx, ch) }})
-	feedDone := make(chan struct{})
+	feedDone, watchDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(feedDone); feeder.Run(sensorCtx) }()
-	defer func() { stopSensors(); <-feedDone; waitAlerting() }()
+	go func() { defer close(watchDone); alerting.watchSources(sensorCtx, cfg, st, alerts, recon, logger) }()
+	defer func() { stopSensors(); <-feedDone; <-watchDone; waitAlerting() }()
 	logger.Info("reckon serving", "version", versionString(), "listen", ln.Addr().String(),
 		"store", st.Kind, "database", st.Where(), "startup", time.Since(started).Round(time.Millisecond))
 

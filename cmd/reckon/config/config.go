@@ -283,6 +283,9 @@ type Assess struct {
 	NoProbes  bool `yaml:"no_probes"`
 	// CostLimit bounds one CEL expression's evaluation cost.
 	CostLimit uint64 `yaml:"cost_limit"`
+	// BacklogLimit: more hosts than this waiting for assessment raise a
+	// health alert.
+	BacklogLimit int `yaml:"backlog_limit"`
 }
 
 // AssessEnabled says whether assessment runs.
@@ -378,7 +381,7 @@ func Default() Config {
 			RawRetention: 30 * 24 * time.Hour, FlushInterval: 200 * time.Millisecond, MaxBatch: 50000, MaintainEvery: time.Hour},
 		ShutdownGrace: 20 * time.Second,
 		Active:        Active{Workers: 2, ChunkSize: 256, ChunkTimeout: 2 * time.Hour},
-		Assess: Assess{Workers: 2, Every: 24 * time.Hour, DueEvery: 10 * time.Minute, JobTimeout: 15 * time.Minute, MaxAttempts: 3,
+		Assess: Assess{Workers: 2, BacklogLimit: 1000, Every: 24 * time.Hour, DueEvery: 10 * time.Minute, JobTimeout: 15 * time.Minute, MaxAttempts: 3,
 			PhaseTimeout: 5 * time.Minute, ProbeTimeout: 5 * time.Second},
 		CMDB: CMDB{StaleAfter: 30 * 24 * time.Hour, Every: 24 * time.Hour, IncrementalEvery: 5 * time.Minute, RunTimeout: 30 * time.Minute, Push: Push{Message: "reckon: discovered on the network"}},
 	}
