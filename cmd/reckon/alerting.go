@@ -17,6 +17,7 @@ import (
 	"github.com/reckon-dev/reckon/alert/route"
 	"github.com/reckon-dev/reckon/cmd/reckon/config"
 	"github.com/reckon-dev/reckon/cmdb/runner"
+	"github.com/reckon-dev/reckon/discovery/passive"
 	"github.com/reckon-dev/reckon/inventory"
 	"github.com/reckon-dev/reckon/inventory/store"
 )
@@ -150,8 +151,9 @@ func (a *alerting) start(ctx context.Context, alerts *alert.Store) (wait func(),
 // events, every minute: the CMDB records the last reconciliation found
 // stale, and reckon's own health (a CMDB that the last run could not read,
 // a sweep whose last run failed, an assessment backlog over its limit).
-func (a *alerting) watchSources(ctx context.Context, cfg config.Config, st *store.Store, alerts *alert.Store, recon *runner.Service, logger *slog.Logger) {
+func (a *alerting) watchSources(ctx context.Context, cfg config.Config, st *store.Store, alerts *alert.Store, recon *runner.Service, sensors []*sensorWatch, logger *slog.Logger) {
 	log := logger.With("component", "alerts")
+	lastStats := map[string]passive.SensorStats{}
 	sync := func() {
 		if recon != nil {
 			items, run, err := recon.Stale(ctx)
@@ -172,6 +174,7 @@ func (a *alerting) watchSources(ctx context.Context, cfg config.Config, st *stor
 			log.Warn("alerts: reading reckon's health failed", "err", err)
 			return
 		}
+		sigs = append(sigs, sensorHealth(sensors, lastStats)...)
 		a.handle(ctx, alerts, alert.KindHealth, sigs, log)
 	}
 	t := time.NewTicker(time.Minute)

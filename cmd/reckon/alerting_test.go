@@ -9,6 +9,8 @@ import (
 	"github.com/reckon-dev/reckon/alert"
 	assessrunner "github.com/reckon-dev/reckon/assess/runner"
 	"github.com/reckon-dev/reckon/cmd/reckon/config"
+	"github.com/reckon-dev/reckon/discovery"
+	"github.com/reckon-dev/reckon/discovery/passive"
 	"github.com/reckon-dev/reckon/inventory/queue"
 	"github.com/reckon-dev/reckon/inventory/store"
 	"github.com/reckon-dev/reckon/inventory/store/storetest"
@@ -79,4 +81,32 @@ func TestHealthAlerts(t *testing.T) {
 			t.Fatalf("changes after recovery: %+v", ch)
 		}
 	})
+}
+
+// A live sensor whose capture stopped, or that saw nothing since the last
+// look, raises a health alert; a capture file that ended does not.
+func TestSensorHealth(t *testing.T) {
+	s, err := passive.NewSensor(passive.SensorOptions{Read: "../../configs/demo/lab.pcap"}, func(discovery.Observation) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	live := &sensorWatch{name: "span0", live: true, sensor: s}
+	file := &sensorWatch{name: "replay", sensor: s}
+	last := map[string]passive.SensorStats{}
+	if sigs := sensorHealth([]*sensorWatch{live, file}, last); len(sigs) != 0 {
+		t.Fatalf("first look: %+v", sigs)
+	}
+	sigs := sensorHealth([]*sensorWatch{live, file}, last) // no packet since
+	if len(sigs) != 1 || sigs[0].Key != "sensor span0" || sigs[0].Severity != alert.SeverityHigh {
+		t.Fatalf("a silent live sensor: %+v", sigs)
+	}
+	why := "interface span0: link down"
+	live.stopped.Store(&why)
+	sigs = sensorHealth([]*sensorWatch{live}, last)
+	if len(sigs) != 1 || sigs[0].Detail["error"] != why {
+		t.Fatalf("a stopped sensor: %+v", sigs)
+	}
 }
