@@ -161,7 +161,7 @@ func (a *alerting) watchSources(ctx context.Context, cfg config.Config, st *stor
 				var sigs []alert.Signal
 				for _, ci := range items {
 					sigs = append(sigs, alert.Signal{Severity: alert.SeverityLow, Key: "ci " + ci.ID,
-						Title: "CMDB record not seen on the network: " + ci.Name,
+						Title:  "CMDB record not seen on the network: " + ci.Name,
 						Detail: map[string]any{"ci": ci, "run_id": run.ID}})
 				}
 				a.handle(ctx, alerts, alert.KindStale, sigs, log)

@@ -194,7 +194,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		OnChanges: func(ch []alert.Change) { alerting.router.Handle(sensorCtx, ch) }})
 	feedDone, watchDone := make(chan struct{}), make(chan struct{})
 	go func() { defer close(feedDone); feeder.Run(sensorCtx) }()
-	go func() { defer close(watchDone); alerting.watchSources(sensorCtx, cfg, st, alerts, recon, sensorWatches, logger) }()
+	go func() {
+		defer close(watchDone)
+		alerting.watchSources(sensorCtx, cfg, st, alerts, recon, sensorWatches, logger)
+	}()
 	defer func() { stopSensors(); <-feedDone; <-watchDone; waitAlerting() }()
 	logger.Info("reckon serving", "version", versionString(), "listen", ln.Addr().String(),
 		"store", st.Kind, "database", st.Where(), "startup", time.Since(started).Round(time.Millisecond))
