@@ -187,3 +187,42 @@ func TestSilencesAPI(t *testing.T) {
 		}
 	})
 }
+
+// The observation route tells which passive sensors shipped a batch (for
+// the health alert of a sensor that goes quiet); sweeps are not sensors.
+func TestObservationsNameTheirSensors(t *testing.T) {
+	s := storetest.Open(t, store.SQLite)
+	srv, err := api.New(api.Options{Store: s})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv, err := inventory.Open(context.Background(), inventory.ServiceOptions{Store: s, FlushInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv.Start(context.Background())
+	t.Cleanup(func() { _ = inv.Stop(context.Background()) })
+	var got []string
+	var by string
+	srv.RegisterInventory(inv, api.InventoryOptions{SensorsSeen: func(_ context.Context, sensors []string, b string) error {
+		got, by = sensors, b
+		return nil
+	}})
+	tok, _, err := api.NewTokens(s).Create(context.Background(), "sensor-east", api.RoleOperator, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := apitest.New(t, srv.Handler()).WithToken(tok)
+	now := time.Now().UTC().Format(time.RFC3339)
+	r := c.Do("POST", "/api/v1/observations", map[string]any{"batch_id": "b1", "observations": []map[string]any{
+		{"source": "passive:arp", "sensor": "span-east", "time": now, "mac": "00:16:3e:00:00:aa", "ip": "10.1.1.1"},
+		{"source": "passive:dhcp", "sensor": "span-east", "time": now, "mac": "00:16:3e:00:00:ab", "ip": "10.1.1.2"},
+		{"source": "active:nmap", "sensor": "sweep-dmz", "time": now, "ip": "10.1.1.3"},
+	}})
+	if r.Status != 200 && r.Status != 202 {
+		t.Fatalf("ingest: %d %s", r.Status, r.Body)
+	}
+	if len(got) != 1 || got[0] != "span-east" || by != "token:sensor-east" {
+		t.Fatalf("sensors seen %v by %q", got, by)
+	}
+}

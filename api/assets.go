@@ -2,9 +2,11 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -21,11 +23,16 @@ import (
 type InventoryOptions struct {
 	// MaxBatch is the most observations one batch may carry (413 past it).
 	MaxBatch int
+	// SensorsSeen, when set, is told of the passive sensors named in each
+	// accepted batch (for the health alert of a sensor that goes quiet);
+	// its error is logged, never the caller's.
+	SensorsSeen func(ctx context.Context, sensors []string, by string) error
 }
 
 type inventoryAPI struct {
 	inv  *inventory.Inventory
 	opts InventoryOptions
+	log  *slog.Logger
 }
 
 // RegisterInventory adds the asset and observation routes.
@@ -33,7 +40,7 @@ func (s *Server) RegisterInventory(inv *inventory.Inventory, opts InventoryOptio
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = 50000
 	}
-	h := &inventoryAPI{inv: inv, opts: opts}
+	h := &inventoryAPI{inv: inv, opts: opts, log: s.logger}
 	s.Handle("POST /api/v1/observations", RoleOperator, h.postObservations)
 	s.Handle("GET /api/v1/assets", RoleViewer, h.listAssets)
 	s.Handle("GET /api/v1/assets/{id}", RoleViewer, h.getAsset)
@@ -98,6 +105,19 @@ func (h *inventoryAPI) postObservations(w http.ResponseWriter, r *http.Request) 
 	}
 	if err != nil {
 		return err
+	}
+	if h.opts.SensorsSeen != nil {
+		var sensors []string
+		for i := range obs {
+			if obs[i].Sensor != "" && strings.HasPrefix(obs[i].Source, "passive:") && !slices.Contains(sensors, obs[i].Sensor) {
+				sensors = append(sensors, obs[i].Sensor)
+			}
+		}
+		if len(sensors) > 0 {
+			if err := h.opts.SensorsSeen(r.Context(), sensors, "token:"+tok.Name); err != nil {
+				h.log.Warn("recording the sensors of a batch failed", "err", err)
+			}
+		}
 	}
 	status := http.StatusOK
 	if res.Pending {

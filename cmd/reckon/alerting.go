@@ -234,6 +234,11 @@ func healthSignals(ctx context.Context, cfg config.Config, st *store.Store) ([]a
 				Detail: map[string]any{"sweep": s.Name, "run": s.RunID, "failure": s.Failure}})
 		}
 	}
+	quiet, err := alert.SilentSensors(ctx, st, cfg.Alerts.SensorSilence, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, quiet...)
 	if cfg.AssessEnabled() {
 		var backlog int
 		if err := db.GetContext(ctx, &backlog, `SELECT COUNT(*) FROM river_job WHERE kind = 'assess.host' AND state IN ('available', 'retryable')`); err != nil {

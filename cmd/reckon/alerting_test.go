@@ -44,6 +44,16 @@ func TestHealthAlerts(t *testing.T) {
 		if n, err := svc.Enqueue(ctx, []string{"a1", "a2"}, assessrunner.TriggerPeriodic, assessrunner.PriorityPeriodic); err != nil || n != 2 {
 			t.Fatalf("enqueue: %d %v", n, err)
 		}
+		// Remote sensors: one quiet for 20 minutes, one fresh, one retired.
+		if err := alert.NoteSensors(ctx, st, []string{"span-east"}, "token:sensor-east", now.Add(-20*time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+		if err := alert.NoteSensors(ctx, st, []string{"span-west", "span-west"}, "token:sensor-west", now); err != nil {
+			t.Fatal(err)
+		}
+		if err := alert.NoteSensors(ctx, st, []string{"span-old"}, "token:old", now.Add(-8*24*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
 		sigs, err := healthSignals(ctx, cfg, st)
 		if err != nil {
 			t.Fatal(err)
@@ -53,14 +63,18 @@ func TestHealthAlerts(t *testing.T) {
 			keys = append(keys, s.Key)
 		}
 		slices.Sort(keys)
-		if !slices.Equal(keys, []string{"assessment backlog", "cmdb", "sweep dmz"}) {
+		if !slices.Equal(keys, []string{"assessment backlog", "cmdb", "sensor span-east", "sweep dmz"}) {
 			t.Fatalf("health signals %v", keys)
 		}
 		alerts := alert.New(alert.Options{Store: st})
-		if ch, err := alerts.Sync(ctx, alert.KindHealth, sigs); err != nil || len(ch) != 3 {
+		if ch, err := alerts.Sync(ctx, alert.KindHealth, sigs); err != nil || len(ch) != 4 {
 			t.Fatalf("sync: %v %+v", err, ch)
 		}
-		// The CMDB answers again and the sweep works: only the backlog fires.
+		// The CMDB answers again, the sweep works and the sensor ships
+		// again: only the backlog fires.
+		if err := alert.NoteSensors(ctx, st, []string{"span-east"}, "token:sensor-east", now); err != nil {
+			t.Fatal(err)
+		}
 		exec(`INSERT INTO reconciliations (id, state, trigger, cmdb, created_at) VALUES ('r2', 'succeeded', 'schedule', 'netbox', ?)`, now.Add(time.Minute))
 		exec(`INSERT INTO sweep_runs (id, sweep_id, sweep_name, state, trigger, definition, created_at) VALUES ('w3', 's1', 'dmz', 'succeeded', 'schedule', '{}', ?)`, now.Add(time.Minute))
 		sigs, err = healthSignals(ctx, cfg, st)
@@ -77,7 +91,7 @@ func TestHealthAlerts(t *testing.T) {
 				cleared++
 			}
 		}
-		if cleared != 2 {
+		if cleared != 3 {
 			t.Fatalf("changes after recovery: %+v", ch)
 		}
 	})

@@ -159,7 +159,10 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	srv.RegisterInventory(inv, api.InventoryOptions{MaxBatch: cfg.Inventory.MaxBatch})
+	srv.RegisterInventory(inv, api.InventoryOptions{MaxBatch: cfg.Inventory.MaxBatch,
+		SensorsSeen: func(ctx context.Context, sensors []string, by string) error {
+			return alert.NoteSensors(ctx, st, sensors, by, time.Now())
+		}})
 	srv.RegisterSweeps(sweeps)
 	srv.RegisterReconciliations(recon, inv)
 	var assessSvc *assessrunner.Service

@@ -188,6 +188,9 @@ type Active struct {
 type Alerts struct {
 	Route     AlertRoute      `yaml:"route"`
 	Receivers []AlertReceiver `yaml:"receivers"`
+	// SensorSilence: a remote sensor that ships nothing for this long
+	// raises a health alert.
+	SensorSilence time.Duration `yaml:"sensor_silence"`
 }
 
 // AlertRoute is a node of the routing tree: alerts matching Match go to
@@ -381,6 +384,7 @@ func Default() Config {
 			RawRetention: 30 * 24 * time.Hour, FlushInterval: 200 * time.Millisecond, MaxBatch: 50000, MaintainEvery: time.Hour},
 		ShutdownGrace: 20 * time.Second,
 		Active:        Active{Workers: 2, ChunkSize: 256, ChunkTimeout: 2 * time.Hour},
+		Alerts:        Alerts{SensorSilence: 15 * time.Minute},
 		Assess: Assess{Workers: 2, BacklogLimit: 1000, Every: 24 * time.Hour, DueEvery: 10 * time.Minute, JobTimeout: 15 * time.Minute, MaxAttempts: 3,
 			PhaseTimeout: 5 * time.Minute, ProbeTimeout: 5 * time.Second},
 		CMDB: CMDB{StaleAfter: 30 * 24 * time.Hour, Every: 24 * time.Hour, IncrementalEvery: 5 * time.Minute, RunTimeout: 30 * time.Minute, Push: Push{Message: "reckon: discovered on the network"}},
@@ -625,6 +629,9 @@ func (c *Config) Validate() error {
 		}
 	}
 	checkRoute("alerts.route", c.Alerts.Route)
+	if c.Alerts.SensorSilence <= 0 {
+		bad("alerts.sensor_silence", "must be positive, got %s", c.Alerts.SensorSilence)
+	}
 	scopes := map[string]bool{}
 	for i, sc := range c.Scopes {
 		key := fmt.Sprintf("scopes[%d]", i)
