@@ -594,9 +594,10 @@ func TestDispatcherRetryAfter(t *testing.T) {
 				t.Errorf("row %+v: want 2 attempts, the last error a 503", r)
 			}
 		}
-		if v := counter(t, reg, "reckon_notify_delivered_total", map[string]string{"sink": hook.Name()}); v != 3 {
-			t.Errorf("delivered_total %v, want 3", v)
-		}
+		// The counter moves just after the rows are marked: wait for it.
+		waitFor(t, "delivered_total 3", func() bool {
+			return counter(t, reg, "reckon_notify_delivered_total", map[string]string{"sink": hook.Name()}) == 3
+		})
 		if v := counter(t, reg, "reckon_notify_send_attempts_total", map[string]string{"outcome": "retry"}); v != 1 {
 			t.Errorf("send_attempts_total{outcome=retry} %v, want 1", v)
 		}
@@ -694,9 +695,9 @@ func TestDispatcherPermanent(t *testing.T) {
 		if fmt.Sprint(batches) != fmt.Sprint(want) {
 			t.Errorf("requests %v, want %v (the batch, then each alone)", batches, want)
 		}
-		if v := counter(t, reg, "reckon_notify_dropped_total", map[string]string{"reason": "permanent"}); v != 1 {
-			t.Errorf("dropped_total{reason=permanent} %v, want 1", v)
-		}
+		waitFor(t, "dropped_total{reason=permanent} 1", func() bool {
+			return counter(t, reg, "reckon_notify_dropped_total", map[string]string{"reason": "permanent"}) == 1
+		})
 	})
 }
 
@@ -747,9 +748,9 @@ func TestDispatcherMaxAge(t *testing.T) {
 		if r := outbox(t, st, hook.Name())[0]; r.Attempts < 2 || !strings.Contains(r.LastError, "refused") {
 			t.Errorf("row %+v: want several attempts, the last refused", r)
 		}
-		if v := counter(t, reg, "reckon_notify_dropped_total", map[string]string{"reason": "expired"}); v != 1 {
-			t.Errorf("dropped_total{reason=expired} %v, want 1", v)
-		}
+		waitFor(t, "dropped_total{reason=expired} 1", func() bool {
+			return counter(t, reg, "reckon_notify_dropped_total", map[string]string{"reason": "expired"}) == 1
+		})
 	})
 }
 
