@@ -88,6 +88,7 @@ func (r *Router) Attrs(a alert.Alert) (Attrs, Device) {
 // Handle routes what Observe changed: it gives each new alert its team and
 // queues the notifications (held back by silences and inhibition).
 func (r *Router) Handle(ctx context.Context, changes []alert.Change) {
+	silences := r.activeSilences(ctx)
 	for _, ch := range changes {
 		event := string(ch.Type)
 		switch ch.Type {
@@ -114,14 +115,9 @@ func (r *Router) Handle(ctx context.Context, changes []alert.Change) {
 			r.o.Logger.Info("routing: inhibited (the device is down)", "alert", a.ID)
 			continue
 		}
-		if r.o.Silences != nil {
-			sl, err := r.o.Silences.Silenced(ctx, at)
-			if err != nil {
-				r.o.Logger.Warn("routing: reading silences failed; notifying anyway", "err", err)
-			} else if sl != nil {
-				r.o.Logger.Info("routing: silenced", "alert", a.ID, "silence", sl.ID)
-				continue
-			}
+		if sl := silences.Silencing(at); sl != nil {
+			r.o.Logger.Info("routing: silenced", "alert", a.ID, "silence", sl.ID)
+			continue
 		}
 		n := notification(a, event, r.o.Now())
 		for _, t := range targets {
@@ -130,6 +126,19 @@ func (r *Router) Handle(ctx context.Context, changes []alert.Change) {
 			}
 		}
 	}
+}
+
+// activeSilences reads the silences active now; on a read error it notifies
+// anyway (a silence is the exception, losing an alert is worse).
+func (r *Router) activeSilences(ctx context.Context) Active {
+	if r.o.Silences == nil {
+		return nil
+	}
+	act, err := r.o.Silences.Active(ctx)
+	if err != nil {
+		r.o.Logger.Warn("routing: reading silences failed; notifying anyway", "err", err)
+	}
+	return act
 }
 
 func notification(a alert.Alert, event string, now time.Time) notify.Notification {
@@ -192,6 +201,7 @@ func (r *Router) Repeat(ctx context.Context) error {
 		return err
 	}
 	now := r.o.Now()
+	silences := r.activeSilences(ctx)
 	for _, a := range open {
 		if a.Condition != alert.Firing {
 			continue
@@ -212,10 +222,8 @@ func (r *Router) Repeat(ctx context.Context) error {
 		if now.Sub(last) < targets[0].RepeatInterval {
 			continue
 		}
-		if r.o.Silences != nil {
-			if sl, err := r.o.Silences.Silenced(ctx, at); err == nil && sl != nil {
-				continue
-			}
+		if silences.Silencing(at) != nil {
+			continue
 		}
 		n := notification(a, "repeat", now)
 		for _, t := range targets {

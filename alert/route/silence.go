@@ -151,16 +151,31 @@ func (s *Silences) Expire(ctx context.Context, id string) (Silence, error) {
 	return s.Get(ctx, id)
 }
 
-// Silenced returns the active silence matching a, if any.
-func (s *Silences) Silenced(ctx context.Context, a Attrs) (*Silence, error) {
+// Active are the silences holding notifications back at one moment.
+type Active []Silence
+
+// Active returns the silences active now: one read serves a whole batch
+// of alerts.
+func (s *Silences) Active(ctx context.Context) (Active, error) {
 	list, err := s.List(ctx, false)
 	if err != nil {
 		return nil, err
 	}
-	for i := range list {
-		if list[i].Active && list[i].Matchers.Matches(a) {
-			return &list[i], nil
+	out := list[:0]
+	for _, sl := range list {
+		if sl.Active {
+			out = append(out, sl)
 		}
 	}
-	return nil, nil
+	return out, nil
+}
+
+// Silencing returns the active silence matching a, if any.
+func (act Active) Silencing(a Attrs) *Silence {
+	for i := range act {
+		if act[i].Matchers.Matches(a) {
+			return &act[i]
+		}
+	}
+	return nil
 }

@@ -166,6 +166,10 @@ type row struct {
 const summaryCols = `id, asset_id, target, trigger, state, job_id, attempt, policy, policy_version, role, score, counts, drift, error, previous_id, created_at, started_at, finished_at`
 const allCols = summaryCols + `, facts, results, evidence`
 
+// compareCols are what drift needs of the previous assessment: its facts
+// and results, not its evidence (the nmap XML, the bulk of a row).
+const compareCols = summaryCols + `, facts, results, '[]' AS evidence`
+
 func (r row) assessment(full bool) (Assessment, error) {
 	as := Assessment{ID: r.ID, AssetID: r.AssetID, Target: r.Target, Trigger: r.Trigger, State: r.State, JobID: r.JobID.Int64,
 		Attempt: r.Attempt, Policy: r.Policy, PolicyVersion: r.PolicyVersion, Role: r.Role, Error: r.Error, PreviousID: r.PreviousID,
@@ -237,7 +241,7 @@ func (s *Service) List(ctx context.Context, assetID string, limit int) ([]Assess
 // previous is the asset's latest succeeded assessment other than id.
 func (s *Service) previous(ctx context.Context, assetID, id string) (*Assessment, error) {
 	var r row
-	err := s.db().GetContext(ctx, &r, s.db().Rebind(`SELECT `+allCols+` FROM assessments
+	err := s.db().GetContext(ctx, &r, s.db().Rebind(`SELECT `+compareCols+` FROM assessments
 		WHERE asset_id = ? AND state = 'succeeded' AND id <> ? ORDER BY created_at DESC, id DESC LIMIT 1`), assetID, id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil

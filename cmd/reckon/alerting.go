@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -258,4 +259,28 @@ func boolFalse(st *store.Store) string {
 		return "false"
 	}
 	return "0"
+}
+
+// sensorsSeen records when remote sensors last shipped, at most once a
+// minute per sensor: the ingest path then pays a map lookup per batch, not a
+// write (the silence that raises an alert is counted in minutes).
+func sensorsSeen(st *store.Store) func(ctx context.Context, sensors []string, by string) error {
+	var mu sync.Mutex
+	written := map[string]time.Time{}
+	return func(ctx context.Context, sensors []string, by string) error {
+		now := time.Now()
+		var due []string
+		mu.Lock()
+		for _, n := range sensors {
+			if now.Sub(written[n]) >= time.Minute {
+				written[n] = now
+				due = append(due, n)
+			}
+		}
+		mu.Unlock()
+		if len(due) == 0 {
+			return nil
+		}
+		return alert.NoteSensors(ctx, st, due, by, now)
+	}
 }

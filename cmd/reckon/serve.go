@@ -160,9 +160,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	srv.RegisterInventory(inv, api.InventoryOptions{MaxBatch: cfg.Inventory.MaxBatch,
-		SensorsSeen: func(ctx context.Context, sensors []string, by string) error {
-			return alert.NoteSensors(ctx, st, sensors, by, time.Now())
-		}})
+		SensorsSeen: sensorsSeen(st)})
 	srv.RegisterSweeps(sweeps)
 	srv.RegisterReconciliations(recon, inv)
 	var assessSvc *assessrunner.Service
